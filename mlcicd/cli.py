@@ -263,3 +263,18 @@ def _report_apply(env: str, outcome: PlanOutcome | None) -> None:
         click.echo(f"{env}: no changes")
     else:
         click.echo(f"{env}: applied")
+
+
+# --- state backend and GitHub connection (bootstrap, connect) ---
+
+
+# --- plan review and pipeline stage commands (review, run-pipeline, release, status, approve, reject) ---
+
+
+# --- offline preview (validate) ---
+
+
+# --- many environments (plan/apply --all, drift) ---
+
+
+# --- module documentation (docs) ---
