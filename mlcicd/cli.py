@@ -262,7 +262,7 @@ def _report_apply(env: str, outcome: PlanOutcome | None) -> None:
     if not outcome.has_changes:
         click.echo(f"{env}: no changes")
     else:
-        click.echo(f"{env}: applied")
+        click.echo(f"applied: {outcome.summary.splitlines()[0]}")
 
 
 # --- state backend and GitHub connection (bootstrap, connect) ---

@@ -259,7 +259,7 @@ def _environments(
         for name, body in v.mapping(raw, "environments").items():
             key = f"environments.{name}"
             if not isinstance(name, str) or not _ENV_RE.match(name):
-                raise ConfigError(v.path, f"environments.{_short(name, 40)}",
+                raise ConfigError(v.path, f"environments.{_keyname(name)}",
                                   "environment names are lowercase letters, digits and '-' "
                                   "(at most 32), starting with a letter")
             body = {} if body is None else v.mapping(body, key)
@@ -282,7 +282,7 @@ def _environments(
         vars_: dict[str, Any] = {}
         for var, value in vars_raw.items():
             if not isinstance(var, str) or not _VAR_RE.match(var):
-                raise ConfigError(v.path, f"{key}.vars.{_short(var, 40)}",
+                raise ConfigError(v.path, f"{key}.vars.{_keyname(var)}",
                                   "variable names are letters, digits, '_' or '-', "
                                   "starting with a letter or '_'")
             if var in RESERVED_VARS:
@@ -361,6 +361,13 @@ def _masks(v: _Validator, raw: Any) -> Masks:
     return Masks(tuple(env), tuple(pats))
 
 
+def _keyname(key: Any) -> str:
+    """A key as shown in a message: plain when it is a simple name, quoted otherwise."""
+    if isinstance(key, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,40}", key):
+        return key
+    return _short(key, 40)
+
+
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -386,7 +393,7 @@ class _Validator:
         for k in mapping:
             if k not in allowed:
                 prefix = f"{key}." if key else ""
-                raise ConfigError(self.path, f"{prefix}{_short(k, 40)}",
+                raise ConfigError(self.path, f"{prefix}{_keyname(k)}",
                                   f"unknown key (expected one of: {', '.join(sorted(allowed))})")
 
     def require(self, mapping: dict, key: str | None, name: str) -> Any:
