@@ -148,10 +148,16 @@ class Terraform:
                    threading.Thread(target=pump, args=(proc.stderr, True), daemon=True)]
         for t in threads:
             t.start()
-        with _forward_interrupts(proc, sink) as interrupts:
-            returncode = proc.wait()
-            for t in threads:
-                t.join()
+        with _live_lock:
+            _live.add(proc)
+        try:
+            with forwarding_interrupts(sink) as interrupts:
+                returncode = proc.wait()
+                for t in threads:
+                    t.join()
+        finally:
+            with _live_lock:
+                _live.discard(proc)
         if interrupts:
             raise Interrupted(
                 f"interrupted: Terraform stopped after {len(interrupts)} interrupt(s)"
@@ -223,17 +229,33 @@ def error_excerpt(tail: str) -> str:
     return ""
 
 
+# Terraform processes running now, from any thread, so one signal handler can reach them all.
+_live: set[subprocess.Popen] = set()
+_live_lock = threading.Lock()
+_received: list[int] | None = None  # the signals seen while a forwarder is installed
+
+
+def interrupted() -> bool:
+    """True once an interrupt arrived during the current forwarding scope."""
+    return bool(_received)
+
+
 @contextlib.contextmanager
-def _forward_interrupts(proc: subprocess.Popen, sink: Sink) -> Iterator[list[int]]:
-    """While Terraform runs, turn SIGINT/SIGTERM to mlcicd into SIGINT to Terraform.
+def forwarding_interrupts(sink: Sink) -> Iterator[list[int]]:
+    """While Terraform runs, turn SIGINT/SIGTERM to mlcicd into SIGINT to every live Terraform.
 
     Terraform treats the first interrupt as "stop gracefully" (finish in-flight operations,
-    write state, release the lock) and a second as "exit now". We pass each one on.
+    write state, release the lock) and a second as "exit now". We pass each one on. Only the
+    main thread can install handlers; nested scopes share the outermost one.
     """
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
+    global _received
+    if _received is not None:
+        yield _received
         return
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    received: list[int] = []
 
     def handler(signum, _frame) -> None:
         received.append(signum)
@@ -242,12 +264,17 @@ def _forward_interrupts(proc: subprocess.Popen, sink: Sink) -> Iterator[list[int
                  "(press Ctrl-C again to make it exit at once)", True)
         else:
             sink("mlcicd: second interrupt; Terraform will exit immediately", True)
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGINT)
+        with _live_lock:
+            procs = list(_live)
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    _received = received
     try:
         yield received
     finally:
+        _received = None
         for s, h in previous.items():
             signal.signal(s, h)
