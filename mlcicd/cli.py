@@ -277,4 +277,59 @@ def _report_apply(env: str, outcome: PlanOutcome | None) -> None:
 # --- many environments (plan/apply --all, drift) ---
 
 
+def _run_many(state: State, names: tuple[str, ...], all_: bool, parallelism: int, grouped: bool,
+              make_task, reverse: bool = False):
+    """Run a per-environment task over the chosen environments and print the collected report."""
+    from mlcicd import orchestrate
+    from mlcicd.terraform import forwarding_interrupts
+
+    chosen = orchestrate.select(state.config, names, all_)
+
+    def write(text: str, is_err: bool) -> None:
+        click.echo(text, err=is_err)
+
+    with forwarding_interrupts(write):
+        report = orchestrate.run_all(state.config.environments, chosen, make_task(state.config, state.runtime),
+                                     parallelism=parallelism, write=write, grouped=grouped, reverse=reverse)
+    click.echo("")
+    for result in report.results:
+        click.echo(result.line())
+    return report
+
+
+many_options = [
+    click.argument("envs", nargs=-1, metavar="[ENV]..."),
+    click.option("--all", "all_", is_flag=True, help="Every environment in the config."),
+    click.option("-j", "--parallelism", type=click.IntRange(min=1), default=4, show_default=True,
+                 help="Environments run at once (dependencies are always respected)."),
+    click.option("--group", "grouped", is_flag=True,
+                 help="Print each environment's output as one block when it ends, not prefixed lines."),
+]
+
+
+def with_many_options(func):
+    for option in reversed(many_options):
+        func = option(func)
+    return func
+
+
+@main.command()
+@with_many_options
+@pass_state
+@handle_errors
+def drift(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool) -> None:
+    """Detect drift: a refresh-only plan per environment.
+
+    Exits 2 when any environment drifted (listing the drifted resources), 1 when any failed,
+    0 otherwise. Suited to a scheduled CodeBuild run.
+    """
+    from mlcicd.orchestrate import drift_task
+
+    report = _run_many(state, envs, all_, parallelism, grouped, drift_task)
+    if report.failed:
+        sys.exit(1)
+    if any(r.status == "drifted" for r in report.results):
+        sys.exit(2)
+
+
 # --- module documentation (docs) ---

@@ -1,0 +1,120 @@
+"""Many environments: dependency order, parallelism, failure isolation, collected report."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from mlcicd import config as configmod
+from mlcicd.cli import main
+from mlcicd.errors import TerraformError
+from mlcicd.orchestrate import EnvResult, dependencies, run_all
+from tests.test_config import GOOD
+
+
+@pytest.fixture
+def envs(tmp_path):
+    path = tmp_path / "mlcicd.yaml"
+    path.write_text(GOOD)
+    return configmod.load(path).environments
+
+
+def test_dependencies_follow_config_and_reverse_for_destroy(envs):
+    deps = dependencies(envs, ["data", "staging", "prod"])
+    assert deps == {"data": set(), "staging": {"data"}, "prod": {"staging"}}
+    # prod still waits for data when staging is not selected.
+    assert dependencies(envs, ["data", "prod"]) == {"data": set(), "prod": {"data"}}
+    assert dependencies(envs, ["data", "staging", "prod"], reverse=True) == {
+        "data": {"staging"}, "staging": {"prod"}, "prod": set()}
+
+
+def recorder():
+    order: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    active = {"now": 0, "max": 0}
+
+    def task(name, sink):
+        with lock:
+            order.append(("start", name))
+            active["now"] += 1
+            active["max"] = max(active["max"], active["now"])
+        sink(f"working on {name}", False)
+        time.sleep(0.05)
+        with lock:
+            order.append(("end", name))
+            active["now"] -= 1
+        if name == "dev":
+            raise TerraformError("terraform plan (dev) failed (exit 1): Error: boom")
+        return EnvResult(name, "changes", "1 to create")
+
+    return task, order, active
+
+
+def test_order_parallelism_and_failure_isolation(envs):
+    task, order, active = recorder()
+    lines: list[str] = []
+    report = run_all(envs, list(envs), task, parallelism=2, write=lambda t, e: lines.append(t))
+    pos = {(kind, name): i for i, (kind, name) in enumerate(order)}
+    assert pos[("end", "data")] < pos[("start", "staging")]
+    assert pos[("end", "staging")] < pos[("start", "prod")]
+    assert active["max"] == 2
+    by_env = report.by_env()
+    assert by_env["dev"].status == "failed" and "boom" in by_env["dev"].detail
+    assert by_env["prod"].status == "changes"  # dev's failure hides nothing else
+    assert [r.env for r in report.results] == list(envs)
+    assert any("[5/5 done, 0 running, 1 failed]" in line for line in lines)
+    # Every line of a task's output carries its environment's prefix.
+    assert any(line.startswith("[staging]") and "working on staging" in line for line in lines)
+
+
+def test_failed_dependency_skips_dependants(envs):
+    def task(name, sink):
+        if name == "data":
+            raise TerraformError("data broke")
+        return EnvResult(name, "no changes")
+
+    report = run_all(envs, ["data", "staging", "prod", "devops"], task, parallelism=4, write=lambda t, e: None)
+    by_env = report.by_env()
+    assert by_env["staging"].status == "skipped" and "data failed" in by_env["staging"].detail
+    assert by_env["prod"].status == "skipped"
+    assert by_env["devops"].status == "no changes"
+
+
+def test_grouped_output_is_one_block_per_environment(envs):
+    lines: list[str] = []
+
+    def task(name, sink):
+        for i in range(3):
+            sink(f"{name} line {i}", False)
+            time.sleep(0.01)
+        return EnvResult(name, "no changes")
+
+    run_all(envs, ["dev", "devops"], task, parallelism=2, write=lambda t, e: lines.append(t), grouped=True)
+    body = [line for line in lines if " line " in line]
+    assert body[:3] == [f"{body[0].split()[0]} line {i}" for i in range(3)]
+    assert body[3:] == [f"{body[3].split()[0]} line {i}" for i in range(3)]
+
+
+@pytest.mark.usefixtures("state_bucket")
+def test_drift_over_real_environments(project):
+    cfg = project / "mlcicd.yaml"
+    cfg.write_text(cfg.read_text() + "  app2:\n    account: staging\n    dir: terraform/app\n"
+                   "    assume_role: false\n    depends_on: [app]\n    vars:\n      greeting: hi\n")
+    runner = CliRunner()
+    args = ["--config", str(cfg)]
+    applied = runner.invoke(main, [*args, "apply", "app", "--auto-approve"])
+    assert applied.exit_code == 0, applied.output
+    result = runner.invoke(main, [*args, "drift", "app", "app2", "-j", "2"])
+    assert result.exit_code == 0, result.output
+    assert "app: no changes: no drift" in result.output
+    assert "app2: no changes: no drift" in result.output
+    assert "[app2]" in result.output
+
+
+def test_drift_needs_a_selection(project):
+    result = CliRunner().invoke(main, ["--config", str(project / "mlcicd.yaml"), "drift"])
+    assert result.exit_code == 2
+    assert "--all" in result.output
