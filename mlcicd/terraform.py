@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import importlib.util
 import json
 import os
@@ -194,11 +195,36 @@ class Terraform:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def version(self, cwd: Path) -> str:
+        """Terraform's version, remembered per executable file (a Terraform run costs ~0.5 s)."""
+        key_file = self._version_cache_file()
+        if key_file is not None and key_file.is_file():
+            return key_file.read_text().strip()
         result = self.check(["version", "-json"], cwd=cwd, what="version", capture=True)
         try:
-            return json.loads(result.stdout)["terraform_version"]
+            version = json.loads(result.stdout)["terraform_version"]
         except (ValueError, KeyError):
             raise TerraformError(f"unexpected output from terraform version: {result.stdout[:200]!r}") from None
+        if key_file is not None:
+            from mlcicd.fsutil import atomic_write
+
+            atomic_write(key_file, version.encode())
+        return version
+
+    def _version_cache_file(self) -> Path | None:
+        if self.plugin_cache is None:
+            return None
+        if self.executable[-1] == "mlcicd.tfcore":
+            from mlcicd.tfcore import library_path
+
+            target = library_path()
+        else:
+            target = self.executable[0]
+        try:
+            st = os.stat(target)
+        except OSError:
+            return None
+        key = hashlib.sha256(f"{target}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:24]
+        return self.plugin_cache.parent / "versions" / key
 
 
 def write_cli_config(path: Path, plugin_cache: Path, extra: str = "") -> Path:
