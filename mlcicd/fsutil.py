@@ -8,8 +8,11 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> bool:
-    """Write `data` to `path` atomically. Returns False when the file already had these bytes."""
+def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = False) -> bool:
+    """Write `data` to `path` atomically. Returns False when the file already had these bytes.
+
+    durable=True also fsyncs, for files that must survive a crash (not needed for files that
+    are regenerated on every run)."""
     try:
         if path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
             return False
@@ -20,8 +23,9 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> bool:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

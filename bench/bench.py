@@ -1,0 +1,212 @@
+"""mlcicd benchmarks. Each figure is a ratio measured side by side in one run, alternating the two
+sides so machine noise hits both alike. Run by hand, never as a test:
+
+    python bench/bench.py            # every figure
+    python bench/bench.py help plan  # some of them: help, plan, parallel, review, render
+
+Needs the test extra (moto server for the S3 backend on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "builtin-root"
+ACCOUNT = "123456789012"
+
+
+def median_pair(a: Callable[[], None], b: Callable[[], None], rounds: int) -> tuple[float, float]:
+    """Median wall time of a and b, run alternately."""
+    ta, tb = [], []
+    for _ in range(rounds):
+        for fn, out in ((a, ta), (b, tb)):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return statistics.median(ta), statistics.median(tb)
+
+
+def run(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+    subprocess.run(argv, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def report(name: str, target: str, ours: float, base: float, unit: str = "s") -> None:
+    ratio = ours / base if base else float("inf")
+    print(f"{name:<44} {ours:8.3f}{unit} vs {base:8.3f}{unit}  ratio {ratio:5.2f}×  (target {target})")
+
+
+class Emulator:
+    def __enter__(self) -> Emulator:
+        from moto.server import ThreadedMotoServer
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.stop()
+
+
+def project(tmp: Path, envs: int, emulator_url: str) -> tuple[Path, dict[str, str]]:
+    """A project with `envs` environments on the built-in-resources fixture root."""
+    root = tmp / "proj"
+    shutil.copytree(FIXTURE, root / "terraform" / "app")
+    lines = [
+        "project: bench", "region: us-east-1", "repository: {name: acme/ml, branch: main}",
+        "accounts: {" + ", ".join(f'{k}: "{ACCOUNT}"' for k in ("devops", "dev", "staging", "prod", "data")) + "}",
+        "state: {bucket: bench-state}", "environments:",
+    ]
+    for i in range(envs):
+        lines += [f"  app{i}:", "    account: staging", "    dir: terraform/app", "    assume_role: false",
+                  f"    vars: {{greeting: hello{i}, size: 3}}"]
+    (root / "mlcicd.yaml").write_text("\n".join(lines) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_"))}
+    env.update(AWS_ENDPOINT_URL=emulator_url, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+               AWS_DEFAULT_REGION="us-east-1", MLCICD_TERRAFORM="bundled", CI="true",
+               XDG_CACHE_HOME=str(tmp / "cache"))
+    import boto3
+
+    boto3.client("s3", endpoint_url=emulator_url, region_name="us-east-1", aws_access_key_id="bench",
+                 aws_secret_access_key="bench").create_bucket(Bucket="bench-state")
+    return root, env
+
+
+MLCICD = [sys.executable, "-m", "mlcicd"]
+TFCORE = [sys.executable, "-m", "mlcicd.tfcore"]
+
+
+def bench_help() -> None:
+    ours, base = median_pair(lambda: run([*MLCICD, "--help"]), lambda: run([sys.executable, "-c", "import click"]), 21)
+    report("mlcicd --help vs python -c 'import click'", "≤ 2.0×", ours, base)
+
+
+def bench_plan() -> None:
+    with Emulator() as emu, tempfile.TemporaryDirectory() as tmp:
+        root, env = project(Path(tmp), 1, emu.url)
+        cfg = ["--config", str(root / "mlcicd.yaml")]
+        run([*MLCICD, *cfg, "plan", "app0"], env=env)  # renders and inits once
+        backend = root / ".mlcicd" / "app0" / "backend.hcl"
+        tfvars = root / ".mlcicd" / "app0" / "terraform.tfvars.json"
+        direct_env = {**env, "TF_DATA_DIR": str(Path(tmp) / "direct-data"), "TF_IN_AUTOMATION": "1"}
+        app = root / "terraform" / "app"
+
+        def direct() -> None:
+            run([*TFCORE, "init", "-input=false", "-reconfigure", f"-backend-config={backend}", "-no-color"],
+                env=direct_env, cwd=app)
+            run([*TFCORE, "plan", "-input=false", f"-var-file={tfvars}", f"-out={tmp}/direct.tfplan", "-no-color"],
+                env=direct_env, cwd=app)
+
+        ours, base = median_pair(lambda: run([*MLCICD, *cfg, "plan", "app0"], env=env), direct, 5)
+        report("mlcicd plan ENV vs terraform init + plan", "≤ 1.15×", ours, base)
+
+
+def bench_parallel() -> None:
+    with Emulator() as emu, tempfile.TemporaryDirectory() as tmp:
+        root, env = project(Path(tmp), 8, emu.url)
+        cfg = ["--config", str(root / "mlcicd.yaml")]
+        run([*MLCICD, *cfg, "plan", "--all", "-j", "4"], env=env)  # init every env once
+        ours, base = median_pair(lambda: run([*MLCICD, *cfg, "plan", "--all", "-j", "4"], env=env),
+                                 lambda: run([*MLCICD, *cfg, "plan", "--all", "-j", "1"], env=env), 3)
+        report("plan --all -j 4 vs -j 1, 8 environments", "≤ 0.6×", ours, base)
+
+
+def big_plan(path: Path, changes: int) -> None:
+    """A plan.json with `changes` resource changes of every kind, shaped like Terraform's."""
+    kinds = [["create"], ["update"], ["delete"], ["delete", "create"], ["create", "delete"], ["no-op"]]
+    rcs = []
+    for i in range(changes):
+        actions = kinds[i % len(kinds)]
+        rcs.append({
+            "address": f"module.m{i % 50}.aws_s3_object.obj[{i}]", "module_address": f"module.m{i % 50}",
+            "mode": "managed", "type": "aws_s3_object", "name": "obj", "index": i,
+            "provider_name": "registry.terraform.io/hashicorp/aws",
+            "change": {"actions": actions,
+                       "before": None if actions == ["create"] else {"key": f"k{i}", "body": "x" * 200},
+                       "after": None if actions == ["delete"] else {"key": f"k{i}", "body": "y" * 200},
+                       "after_unknown": {}, "before_sensitive": {}, "after_sensitive": {"body": i % 7 == 0}},
+        })
+    plan = {"format_version": "1.2", "terraform_version": "1.15.5", "resource_changes": rcs,
+            "resource_drift": [], "output_changes": {}, "variables": {}, "configuration": {"root_module": {}}}
+    path.write_text(json.dumps(plan))
+
+
+def bench_review() -> None:
+    from mlcicd import review
+    from mlcicd.masking import Masker
+    from mlcicd.plan import PlanJSON
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "plan.json"
+        big_plan(path, 10_000)
+        size = path.stat().st_size
+
+        def ours() -> None:
+            review.render_text(review.build("bench", PlanJSON.load(path), Masker(), "0" * 64), "markdown")
+
+        def base() -> None:
+            with open(path, "rb") as fh:
+                json.load(fh)
+
+        t_ours, t_base = median_pair(ours, base, 5)
+        report("review of a 10,000-change plan.json vs json.load", "≤ 2.0×", t_ours, t_base)
+        tracemalloc.start()
+        ours()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        print(f"{'  peak memory of that review vs file size':<44} {peak / 2**20:8.1f}MB vs {size / 2**20:8.1f}MB"
+              f"  ratio {peak / size:5.2f}×  (target ≤ 4×)")
+
+
+def bench_render() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root, env = project_without_backend(Path(tmp), 50)
+        cfg = ["--config", str(root / "mlcicd.yaml")]
+        times = []
+        for _ in range(7):
+            shutil.rmtree(root / ".mlcicd", ignore_errors=True)
+            start = time.perf_counter()
+            run([*MLCICD, *cfg, "render", "--all"], env=env)
+            times.append(time.perf_counter() - start)
+        print(f"{'render --all, 50 environments (wall)':<44} {statistics.median(times):8.3f}s"
+              f"{'':24}(target ≤ 0.2 s)")
+
+
+def project_without_backend(tmp: Path, envs: int) -> tuple[Path, dict[str, str]]:
+    root = tmp / "proj"
+    root.mkdir()
+    lines = ["project: bench", "region: us-east-1", "repository: {name: acme/ml, branch: main}",
+             "accounts: {" + ", ".join(f'{k}: "{ACCOUNT}"' for k in ("devops", "dev", "staging", "prod", "data"))
+             + "}", "environments:"]
+    for i in range(envs):
+        lines += [f"  app{i}:", "    account: staging", "    dir: terraform/app", f"    vars: {{greeting: hi{i}}}"]
+    (root / "mlcicd.yaml").write_text("\n".join(lines) + "\n")
+    return root, dict(os.environ)
+
+
+FIGURES = {"help": bench_help, "render": bench_render, "review": bench_review, "plan": bench_plan,
+           "parallel": bench_parallel}
+
+
+def main(names: list[str]) -> None:
+    for name in names or list(FIGURES):
+        FIGURES[name]()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
