@@ -1,0 +1,36 @@
+# Shared by the ML environments dev, staging and prod (each links to this file); set them
+# per environment under `vars` in mlcicd.yaml.
+variable "metric_threshold" {
+  description = "Lowest evaluation metric (between 0 and 1) at which the training pipeline registers the model."
+  type        = number
+  default     = 0.75
+
+  validation {
+    condition     = contains([max(0, min(1, var.metric_threshold))], var.metric_threshold)
+    error_message = "metric_threshold must be between 0 and 1."
+  }
+}
+
+variable "processing_instance_type" {
+  description = "Instance type of the preprocessing and evaluation jobs."
+  type        = string
+  default     = "ml.m5.large"
+}
+
+variable "training_instance_type" {
+  description = "Instance type of the training job."
+  type        = string
+  default     = "ml.m5.large"
+}
+
+variable "inference_instance_type" {
+  description = "Instance type of the batch transform job."
+  type        = string
+  default     = "ml.m5.large"
+}
+
+variable "force_destroy" {
+  description = "Whether destroying the code bucket also deletes its objects (for throwaway environments only)."
+  type        = bool
+  default     = false
+}

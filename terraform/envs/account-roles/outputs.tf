@@ -1,0 +1,9 @@
+output "deploy_role_arn" {
+  description = "ARN of the role the pipeline assumes to run Terraform in the target environment."
+  value       = module.roles.deploy_role_arn
+}
+
+output "runner_role_arn" {
+  description = "ARN of the role the pipeline assumes to run the target environment's SageMaker pipelines."
+  value       = module.roles.runner_role_arn
+}

@@ -1,0 +1,9 @@
+# The data account: data lake, model artefacts and predictions.
+module "data" {
+  source = "../../modules/data"
+
+  project       = var.project
+  region        = var.region
+  accounts      = var.accounts
+  force_destroy = var.force_destroy
+}

@@ -1,0 +1,1 @@
+../_shared/ml_variables.tf

@@ -1,0 +1,50 @@
+variable "project" {
+  description = "Project name; prefixes every resource name."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.project))
+    error_message = "project must be 3-32 lowercase letters, digits or '-', starting with a letter."
+  }
+}
+
+variable "region" {
+  description = "AWS region every account's resources live in."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$", var.region))
+    error_message = "region must be an AWS region name such as us-east-1."
+  }
+}
+
+variable "accounts" {
+  description = "Account id of each role: devops, dev, staging, prod and data (all may be the same account)."
+  type        = map(string)
+
+  validation {
+    condition     = alltrue([for role in ["devops", "dev", "staging", "prod", "data"] : can(regex("^[0-9]{12}$", var.accounts[role]))])
+    error_message = "accounts must map each of devops, dev, staging, prod and data to a 12-digit account id."
+  }
+}
+
+variable "target_environment" {
+  description = "The environment these roles serve in this account: dev, staging, prod or data."
+  type        = string
+
+  validation {
+    condition     = contains(["dev", "staging", "prod", "data"], var.target_environment)
+    error_message = "target_environment must be one of dev, staging, prod, data."
+  }
+}
+
+variable "max_session_duration" {
+  description = "Longest session, in seconds, the pipeline can hold either role for (a training run can be long)."
+  type        = number
+  default     = 14400
+
+  validation {
+    condition     = contains(range(3600, 43201, 3600), var.max_session_duration)
+    error_message = "max_session_duration must be a whole number of hours from 1 to 12, in seconds (3600-43200)."
+  }
+}

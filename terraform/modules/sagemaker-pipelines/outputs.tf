@@ -1,0 +1,24 @@
+output "training_pipeline_name" {
+  description = "Name of the training pipeline; null when training_enabled is false."
+  value       = one(aws_sagemaker_pipeline.training[*].pipeline_name)
+}
+
+output "inference_pipeline_name" {
+  description = "Name of the inference pipeline."
+  value       = aws_sagemaker_pipeline.inference.pipeline_name
+}
+
+output "model_package_group_name" {
+  description = "Name of the model package group the training pipeline registers models in."
+  value       = aws_sagemaker_model_package_group.this.model_package_group_name
+}
+
+output "execution_role_arn" {
+  description = "ARN of the SageMaker execution role the pipelines run as."
+  value       = aws_iam_role.sagemaker.arn
+}
+
+output "code_bucket" {
+  description = "Name of the bucket holding the uploaded ML code."
+  value       = module.code_bucket.id
+}
