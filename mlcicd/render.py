@@ -8,11 +8,13 @@ Output is deterministic: same config, same bytes.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from mlcicd.backend import state_kms_key_id
 from mlcicd.config import Config, Environment, to_jsonable
 from mlcicd.fsutil import atomic_write
 from mlcicd.runtime import Runtime
@@ -31,12 +33,19 @@ class Rendered:
     changed: tuple[Path, ...]
 
 
+# HCL's string escapes: \n \r \t \" \\ and \uNNNN (not JSON's \b and \f); ${ and %{ open
+# templates unless doubled.
+_HCL_SPECIAL = re.compile(r'["\\\x00-\x1f\x7f]|\$\{|%\{')
+_HCL_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "${": "$${", "%{": "%%{"}
+
+
 def hcl_string(value: Any) -> str:
     """A double-quoted HCL string literal whose content is exactly `value`, never a template."""
-    text = json.dumps(str(value), ensure_ascii=False)
-    # json.dumps already escapes quotes, backslashes and control characters the way HCL
-    # reads them; HCL additionally treats ${ and %{ as template openers.
-    return text.replace("${", "$${").replace("%{", "%%{")
+    def escape(match: re.Match) -> str:
+        found = match[0]
+        return _HCL_ESCAPES.get(found) or f"\\u{ord(found):04x}"
+
+    return '"' + _HCL_SPECIAL.sub(escape, str(value)) + '"'
 
 
 def tojson_value(value: Any) -> str:
@@ -125,6 +134,8 @@ def render_text(config: Config, env: Environment, runtime: Runtime) -> tuple[byt
     backend = jenv.get_template("backend.hcl.j2").render(
         header=header,
         state=config.state,
+        # Without it Terraform asks for SSE-S3 on each write, overriding the bucket's KMS default.
+        kms_key_id=state_kms_key_id(config),
         key=f"{env.name}/terraform.tfstate",
         region=config.region,
         endpoints=backend_endpoints(runtime) if runtime.custom_endpoint else [],

@@ -1,0 +1,290 @@
+"""The one place that builds boto3 sessions and clients, and that turns botocore failures into
+specific MlcicdError subclasses.
+
+Usage::
+
+    from mlcicd import aws
+
+    s3 = aws.client(config, runtime, "s3")                     # devops credentials / profile
+    cp = aws.client(config, runtime, "codepipeline", role_arn=arn)  # via STS AssumeRole
+    with aws.errors("reading the state bucket", resource=bucket):
+        s3.head_bucket(Bucket=bucket)                          # ClientError -> AwsError subclass
+    session = aws.devops_session(config, runtime)              # refuses non-devops credentials
+    kms = aws.client(config, runtime, "kms", boto_session=session)
+
+Credentials come from boto3's usual chain (environment, profile, instance role); the profile
+from Runtime (AWS_PROFILE). Region is the config's. Endpoints honour AWS_ENDPOINT_URL and
+AWS_ENDPOINT_URL_<SERVICE> as read into Runtime, so tests and CI can point everything at an
+emulator. Throttling is retried by botocore's `standard` retry mode with a bounded number of
+attempts, never by a loop of our own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from mlcicd.errors import AwsError
+
+if TYPE_CHECKING:
+    import boto3
+
+    from mlcicd.config import Config
+    from mlcicd.runtime import Runtime
+
+# Total attempts per call, first one included. Bounded so a throttled CI job fails in
+# seconds with a clear message rather than hanging.
+MAX_ATTEMPTS = 6
+DEFAULT_SESSION_NAME = "mlcicd"
+_ROLE_DURATION_SECONDS = 3600
+
+
+class AwsCredentialsError(AwsError):
+    """No usable credentials: none found, unknown profile, expired or invalid keys."""
+
+
+class AwsAccessDenied(AwsError):
+    """The caller is authenticated but not allowed to do this."""
+
+    def __init__(self, action: str, resource: str | None, detail: str) -> None:
+        self.action = action
+        self.resource = resource
+        self.detail = detail
+        where = f" on {resource}" if resource else ""
+        super().__init__(f"access denied {action}{where}: {detail}",
+                         hint="check the credentials in use (`aws sts get-caller-identity`) and their IAM policy")
+
+
+class AwsThrottled(AwsError):
+    """AWS kept throttling after the SDK's bounded retries."""
+
+    def __init__(self, action: str, code: str, attempts: int) -> None:
+        self.action = action
+        self.code = code
+        self.attempts = attempts
+        super().__init__(f"AWS throttled {action} ({code}) after {attempts} attempt(s)",
+                         hint="wait a minute and run the command again")
+
+
+class AwsEndpointError(AwsError):
+    """The AWS endpoint (or the emulator behind AWS_ENDPOINT_URL) could not be reached."""
+
+    def __init__(self, action: str, endpoint: str, detail: str) -> None:
+        self.action = action
+        self.endpoint = endpoint
+        super().__init__(f"cannot reach AWS {action}: {detail}",
+                         hint=f"check the network and any AWS_ENDPOINT_URL setting (endpoint: {endpoint})")
+
+
+class AwsNotFound(AwsError):
+    """The named resource does not exist."""
+
+    def __init__(self, action: str, resource: str | None, code: str) -> None:
+        self.action = action
+        self.resource = resource
+        self.code = code
+        super().__init__(f"{resource or 'resource'} not found {action} ({code})")
+
+
+class WrongAccount(AwsError):
+    """The credentials belong to another account than the one the command works in."""
+
+    def __init__(self, actual: str, expected: str, role: str = "devops") -> None:
+        self.actual, self.expected, self.role = actual, expected, role
+        super().__init__(f"these credentials are for account {actual}, not the {role} account {expected}",
+                         hint=f"use {role}-account credentials, e.g. AWS_PROFILE=<{role} profile>")
+
+
+class AwsCallFailed(AwsError):
+    """Any other AWS error: the service's code and message, as given."""
+
+    def __init__(self, action: str, code: str, detail: str) -> None:
+        self.action = action
+        self.code = code
+        self.detail = detail
+        super().__init__(f"AWS error {action}: {code}: {detail}")
+
+
+_CREDENTIAL_CODES = frozenset({
+    "ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException",
+    "InvalidAccessKeyId", "SignatureDoesNotMatch", "RequestExpired",
+})
+_DENIED_CODES = frozenset({
+    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError",
+    "Forbidden", "AllAccessDisabled",
+})
+_THROTTLE_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
+    "RequestLimitExceeded", "SlowDown", "ProvisionedThroughputExceededException",
+    "RequestThrottled", "RequestThrottledException", "LimitExceededException",
+})
+_NOT_FOUND_CODES = frozenset({"NoSuchBucket", "ResourceNotFoundException", "NotFound", "404", "NoSuchEntity"})
+
+
+def partition(region: str) -> str:
+    """The ARN partition of a region: aws, aws-cn or aws-us-gov."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ClientError ("" for anything else)."""
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def translate(exc: BaseException, action: str, resource: str | None = None) -> AwsError:
+    """Map a botocore exception to the most specific AwsError. `action` reads after a verb
+    ("creating the state bucket"); `resource` names what was acted on."""
+    from botocore import exceptions as bx
+
+    if isinstance(exc, AwsError):
+        return exc
+    if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
+        return AwsCredentialsError(f"no AWS credentials found {action}",
+                                   hint="set AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+    if isinstance(exc, bx.ProfileNotFound):
+        return AwsCredentialsError(f"{exc} (while {action})", hint="check AWS_PROFILE and ~/.aws/config")
+    if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ReadTimeoutError):
+        return AwsEndpointError(action, str(getattr(exc, "kwargs", {}).get("endpoint_url", "?")), str(exc))
+    if isinstance(exc, bx.ClientError):
+        code = error_code(exc)
+        detail = str(exc.response.get("Error", {}).get("Message", "")) or code
+        if code in _CREDENTIAL_CODES:
+            return AwsCredentialsError(f"AWS rejected the credentials {action}: {code}: {detail}",
+                                       hint="refresh the credentials (e.g. `aws sso login`) and try again")
+        if code in _DENIED_CODES:
+            return AwsAccessDenied(action, resource, detail)
+        if code in _THROTTLE_CODES:
+            return AwsThrottled(action, code, exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1)
+        if code in _NOT_FOUND_CODES:
+            return AwsNotFound(action, resource, code)
+        return AwsCallFailed(action, code, detail)
+    if isinstance(exc, bx.BotoCoreError):
+        return AwsCallFailed(action, type(exc).__name__, str(exc))
+    raise TypeError(f"not an AWS error: {exc!r}")
+
+
+@contextlib.contextmanager
+def errors(action: str, resource: str | None = None) -> Iterator[None]:
+    """Run a block of AWS calls; any botocore failure leaves it as a specific AwsError."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, action, resource) from exc
+
+
+def endpoint_url(runtime: Runtime, service: str) -> str | None:
+    """AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL, from Runtime's environment; the
+    variable names are the ones botocore itself reads (e.g. AWS_ENDPOINT_URL_CODESTAR_CONNECTIONS)."""
+    from botocore import utils
+
+    name = utils.SERVICE_NAME_ALIASES.get(service, service)
+    hyphenized = utils.CLIENT_NAME_TO_HYPHENIZED_SERVICE_ID_OVERRIDES.get(name, name)
+    specific = f"AWS_ENDPOINT_URL_{hyphenized.replace('-', '_').upper()}"
+    return runtime.environ.get(specific) or runtime.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def client_config(config: Config, runtime: Runtime, service: str, max_attempts: int = MAX_ATTEMPTS):
+    """The botocore Config every client gets: region, bounded standard retries, and path-style
+    S3 addressing when an emulator endpoint is in use (its host is an IP, not a bucket DNS name)."""
+    from botocore.config import Config as BotoConfig
+
+    from mlcicd import __version__
+
+    extra: dict[str, Any] = {}
+    if service == "s3" and endpoint_url(runtime, service):
+        extra["s3"] = {"addressing_style": "path"}
+    return BotoConfig(
+        region_name=config.region,
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        user_agent_extra=f"mlcicd/{__version__}",
+        **extra,
+    )
+
+
+def session(config: Config, runtime: Runtime, role_arn: str | None = None,
+            session_name: str = DEFAULT_SESSION_NAME) -> boto3.Session:
+    """A boto3 Session in the config's region: the caller's credentials (Runtime's profile),
+    or, with `role_arn`, credentials of that role obtained through STS and refreshed before they
+    expire. Raises AwsCredentialsError / AwsAccessDenied when the role cannot be assumed."""
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        base = boto3.Session(profile_name=runtime.profile, region_name=config.region)
+    except BotoCoreError as exc:
+        raise translate(exc, "opening an AWS session") from exc
+    if not role_arn:
+        return base
+    return _assumed(config, runtime, base, role_arn, session_name)
+
+
+def _assumed(config: Config, runtime: Runtime, base: boto3.Session, role_arn: str,
+             session_name: str) -> boto3.Session:
+    import boto3
+    import botocore.session
+    from botocore.credentials import RefreshableCredentials
+
+    sts = base.client("sts", endpoint_url=endpoint_url(runtime, "sts"),
+                      config=client_config(config, runtime, "sts"))
+
+    def fetch() -> dict[str, str]:
+        with errors(f"assuming role {role_arn}", resource=role_arn):
+            creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name[:64],
+                                    DurationSeconds=_ROLE_DURATION_SECONDS)["Credentials"]
+        expiry = creds["Expiration"]
+        if isinstance(expiry, datetime) and expiry.tzinfo is None:
+            expiry = expiry.replace(tzinfo=UTC)
+        return {
+            "access_key": creds["AccessKeyId"],
+            "secret_key": creds["SecretAccessKey"],
+            "token": creds["SessionToken"],
+            "expiry_time": expiry.isoformat() if isinstance(expiry, datetime) else str(expiry),
+        }
+
+    # Assume eagerly so a wrong role fails here, with its name, not at some later call.
+    credentials = RefreshableCredentials.create_from_metadata(
+        metadata=fetch(), refresh_using=fetch, method="sts-assume-role"
+    )
+    core = botocore.session.Session()
+    core._credentials = credentials  # botocore has no public setter for refreshable credentials
+    return boto3.Session(botocore_session=core, region_name=config.region)
+
+
+def client(config: Config, runtime: Runtime, service: str, role_arn: str | None = None, *,
+           boto_session: boto3.Session | None = None, max_attempts: int = MAX_ATTEMPTS) -> Any:
+    """A boto3 client for `service` with mlcicd's region, endpoint and retry settings.
+    Pass `boto_session` to share one session (and one role assumption) between clients."""
+    from botocore.exceptions import BotoCoreError
+
+    sess = boto_session or session(config, runtime, role_arn)
+    try:
+        return sess.client(service, endpoint_url=endpoint_url(runtime, service),
+                           config=client_config(config, runtime, service, max_attempts))
+    except BotoCoreError as exc:
+        raise translate(exc, f"creating a {service} client") from exc
+
+
+def caller_account(config: Config, runtime: Runtime, boto_session: boto3.Session | None = None) -> str:
+    """The 12-digit account id the credentials belong to (STS GetCallerIdentity)."""
+    sts = client(config, runtime, "sts", boto_session=boto_session)
+    with errors("identifying the caller (sts:GetCallerIdentity)"):
+        return str(sts.get_caller_identity()["Account"])
+
+
+def devops_session(config: Config, runtime: Runtime) -> boto3.Session:
+    """A session whose credentials are checked to belong to the devops account, where the
+    state backend, the GitHub connection and the pipeline live."""
+    sess = session(config, runtime)
+    account = caller_account(config, runtime, sess)
+    if account != config.accounts["devops"]:
+        raise WrongAccount(account, config.accounts["devops"])
+    return sess
