@@ -1,0 +1,230 @@
+"""buildspec.yml: every action it names runs commands the CLI has, and each action's script runs
+as CodeBuild would run it (bash, one shell, spec variables set) — against the emulator and the
+bundled Terraform where it can, with a stubbed SageMaker client where moto falls short."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import boto3
+import click
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mlcicd.cli import main
+from tests.conftest import ACCOUNT, FIXTURES, REGION, write_config
+from tests.test_sagemaker import (
+    ARN,
+    MODEL,
+    MODEL_DATA,
+    inference_success,
+    model_package,
+    stubbed_sagemaker,
+    training_success,
+)
+
+BUILDSPEC = Path(__file__).resolve().parents[1] / "buildspec.yml"
+ACTIONS = {"build", "train", "test", "plan-prod", "deploy"}
+BUILD_ARN = f"arn:aws:codebuild:{REGION}:{ACCOUNT}:build/demo-plan-prod:0a1b2c3d-4e5f"
+
+
+def spec() -> dict:
+    return yaml.safe_load(BUILDSPEC.read_text())
+
+
+def build_script() -> str:
+    return "\n".join(spec()["phases"]["build"]["commands"])
+
+
+def script_actions(script: str) -> set[str]:
+    return set(re.findall(r"^\s+([a-z][a-z-]*)\)\s*$", script, re.M))
+
+
+def test_spec_shape_and_contract():
+    s = spec()
+    assert s["version"] == 0.2
+    assert s["env"]["shell"] == "bash"
+    exported = set(s["env"]["exported-variables"])
+    assert {"PLAN_HEADLINE", "PLAN_SHA256", "PLAN_DESTROY", "PLAN_REPLACE", "REVIEW_URL",
+            "MODEL_PACKAGE_ARN"} <= exported
+    install = " ".join(s["phases"]["install"]["commands"])
+    assert "pip install" in install and install.rstrip().endswith(" .")
+    assert "terraform" not in install.lower().replace("# terraform", "")  # the bundled core, no download
+    assert s["artifacts"]["base-directory"] == s["env"]["variables"]["ARTIFACT_DIR"]
+    assert script_actions(build_script()) == ACTIONS
+
+
+def _codebuild_env(workdir: Path, action: str, **extra: str) -> dict[str, str]:
+    """The environment CodeBuild gives the build phase: ours, the spec's variables, CodeBuild's own."""
+    bindir = workdir / "bin"
+    bindir.mkdir(exist_ok=True)
+    wrapper = bindir / "mlcicd"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m mlcicd "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    env = dict(os.environ)
+    env.update({str(k): str(v) for k, v in spec()["env"]["variables"].items()})
+    env.update({"MLCICD_ACTION": action, "CODEBUILD_SRC_DIR": str(workdir), "CODEBUILD_BUILD_ARN": BUILD_ARN,
+                "PATH": f"{bindir}{os.pathsep}{env['PATH']}", **extra})
+    return env
+
+
+def run_action(workdir: Path, action: str, **extra: str) -> tuple[subprocess.CompletedProcess, dict[str, str]]:
+    """Run the build phase in one bash, then read back every exported variable."""
+    names = spec()["env"]["exported-variables"]
+    dump = workdir / f".exported-{action}.json"
+    probe = ("\npython3 -c 'import json,os,sys; json.dump({n: os.environ.get(n) for n in sys.argv[2:]}, "
+             "open(sys.argv[1], \"w\"))' " + f'"{dump}" ' + " ".join(names))
+    env = _codebuild_env(workdir, action, **extra)
+    proc = subprocess.run(["bash", "-c", build_script() + probe], cwd=workdir, env=env, capture_output=True,
+                          text=True, timeout=300)
+    exported = json.loads(dump.read_text()) if dump.exists() else {}
+    return proc, exported
+
+
+def record_invocations(workdir: Path, action: str, **extra: str) -> list[list[str]]:
+    """Run the action's script with `mlcicd` (and `cp`) replaced by recorders: the exact argv."""
+    log = workdir / f".argv-{action}"
+    fakes = textwrap.dedent(f"""\
+        mlcicd() {{ for a in "$@"; do printf '%s\\037' "$a"; done; printf '\\036'; }} >> "{log}"
+        cp() {{ :; }}
+        """)
+    env = _codebuild_env(workdir, action, MODEL_PACKAGE_ARN=MODEL, CODEBUILD_SRC_DIR_prodplan="/src/plan-art",
+                         **extra)
+    proc = subprocess.run(["bash", "-c", fakes + build_script()], cwd=workdir, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    raw = log.read_text() if log.exists() else ""
+    return [call.split("\x1f")[:-1] for call in raw.split("\x1e") if call]
+
+
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+def test_every_command_an_action_runs_exists_in_the_cli(tmp_path, action):
+    calls = record_invocations(tmp_path, action)
+    assert calls, f"action {action} runs no mlcicd command"
+    for argv in calls:
+        ctx = click.Context(main, info_name="mlcicd")
+        command = main.get_command(ctx, argv[0])
+        assert command is not None, f"{action}: `mlcicd {argv[0]}` is not a command"
+        command.make_context(argv[0], argv[1:], parent=ctx)  # raises on an unknown option or bad value
+
+
+def test_deploy_applies_the_plan_from_the_named_input_artifact(tmp_path):
+    calls = record_invocations(tmp_path, "deploy")
+    assert calls == [["apply", "prod", "--plan", "/src/plan-art/plan"]]
+
+
+def test_review_gate_variable_reaches_the_review(tmp_path):
+    gated = record_invocations(tmp_path, "plan-prod", MLCICD_REVIEW_FAIL_ON="destroy,replace")
+    assert next(c for c in gated if c[0] == "review")[-2:] == ["--fail-on", "destroy,replace"]
+    (tmp_path / "ungated").mkdir()
+    plain = record_invocations(tmp_path / "ungated", "plan-prod")
+    assert "--fail-on" not in next(c for c in plain if c[0] == "review")
+
+
+def test_an_unknown_action_fails(tmp_path):
+    proc, _ = run_action(tmp_path, "ship-it")
+    assert proc.returncode == 2
+    assert "unknown MLCICD_ACTION 'ship-it'" in proc.stderr
+
+
+@pytest.fixture
+def codebuild_project(tmp_path, state_bucket):
+    """A checkout as CodeBuild sees it: config with staging and prod on the built-in-resources module."""
+    root = tmp_path / "src"
+    shutil.copytree(FIXTURES / "builtin-root", root / "terraform" / "app")
+    envs = "".join(textwrap.dedent(f"""\
+          {name}:
+            dir: terraform/app
+            assume_role: false
+            vars:
+              greeting: hi-{name}
+        """) for name in ("staging", "prod"))
+    write_config(root, extra="environments:\n" + textwrap.indent(envs, "  "))
+    shutil.copy(BUILDSPEC, root / "buildspec.yml")
+    return root
+
+
+# Three CodeBuild actions end to end: Terraform init/plan/apply three times and checkov twice;
+# ~15 s on an idle 2-core machine.
+@pytest.mark.slow
+def test_build_then_plan_prod_then_deploy_against_the_emulator(codebuild_project, tmp_path):
+    s3 = boto3.client("s3", region_name=REGION)
+    root = codebuild_project
+
+    proc, _ = run_action(root, "build")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "staging: 3 to create" in proc.stdout
+    assert s3.head_object(Bucket="tfstate-test", Key="staging/terraform.tfstate")
+
+    proc, exported = run_action(root, "plan-prod")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    artifact = root / spec()["artifacts"]["base-directory"]
+    manifest = json.loads((artifact / "plan" / "manifest.json").read_text())
+    assert exported["PLAN_HEADLINE"] == "prod: 3 to create, 1 output change"
+    assert exported["PLAN_SHA256"] == manifest["plan_sha256"]
+    assert (exported["PLAN_CREATE"], exported["PLAN_DESTROY"], exported["PLAN_REPLACE"]) == ("3", "0", "0")
+    assert exported["REVIEW_URL"].startswith(f"https://{REGION}.console.aws.amazon.com/codesuite/codebuild/")
+    assert (artifact / "plan" / "review.md").read_text().startswith("**prod: 3 to create, 1 output change**")
+    assert "Policy (checkov)" in (artifact / "plan" / "review.md").read_text()
+    with pytest.raises(s3.exceptions.ClientError):
+        s3.head_object(Bucket="tfstate-test", Key="prod/terraform.tfstate")  # planned, not applied
+
+    # Deploy runs in a fresh checkout; the reviewed plan arrives as a secondary input artifact.
+    reviewed = tmp_path / "reviewed-plan-artifact"
+    shutil.copytree(artifact, reviewed)
+    fresh = tmp_path / "deploy-src"
+    shutil.copytree(root, fresh, ignore=shutil.ignore_patterns(".mlcicd"))
+    proc, _ = run_action(fresh, "deploy", CODEBUILD_SRC_DIR_prodplan=str(reviewed))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"prod: applied plan {manifest['plan_sha256'][:12]}" in proc.stdout
+    assert s3.head_object(Bucket="tfstate-test", Key="prod/terraform.tfstate")
+    assert (fresh / ".mlcicd" / "artifact" / "applied-manifest.json").exists()
+
+
+def test_train_then_test_actions_with_stubbed_sagemaker(project, aws_env, tmp_path, monkeypatch):
+    """moto has no list_pipeline_execution_steps: the exact argv of each action runs in-process
+    with a stubbed SageMaker client; the predictions are real objects in the emulator's S3."""
+    from mlcicd import aws
+
+    client, stub = stubbed_sagemaker()
+    real = aws.client
+    monkeypatch.setattr(aws, "client", lambda config, runtime, service, role_arn=None, **kw:
+                        client if service == "sagemaker" else real(config, runtime, service, role_arn, **kw))
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="preds")
+    s3.put_object(Bucket="preds", Key="run1/abc/predictions/predictions.csv",
+                  Body=b"id,score,prediction\n1,0.9,1\n2,0.1,0\n")
+    exports = tmp_path / "exports.sh"
+    artifact = tmp_path / "artifact"
+    cfg = ["--config", str(project / "mlcicd.yaml")]
+
+    [train] = record_invocations(tmp_path, "train", MLCICD_EXPORTS=str(exports), ARTIFACT_DIR=str(artifact))
+    train[1] = "app"  # the fixture project's environment stands in for staging
+    with stub:
+        stub.add_response("start_pipeline_execution", {"PipelineExecutionArn": ARN})
+        training_success(stub)
+        result = CliRunner().invoke(main, [*cfg, *train, "--poll-interval", "0"])
+        assert result.exit_code == 0, result.output
+        assert f"export MODEL_PACKAGE_ARN={MODEL}" in exports.read_text()
+
+        [test] = record_invocations(tmp_path, "test", MLCICD_EXPORTS=str(exports), ARTIFACT_DIR=str(artifact))
+        test[1] = "app"
+        model_package(stub)
+        stub.add_response("start_pipeline_execution", {"PipelineExecutionArn": ARN}, {
+            "PipelineName": "demo-app-inference", "PipelineExecutionDisplayName": "mlcicd-inference",
+            "PipelineParameters": [{"Name": "ModelDataUri", "Value": MODEL_DATA}]})
+        inference_success(stub, "s3://preds/run1/abc/predictions")
+        result = CliRunner().invoke(main, [*cfg, *test, "--poll-interval", "0"])
+        assert result.exit_code == 0, result.output
+        assert "predictions ok: 2 rows" in result.output
+    assert json.loads((artifact / "run-inference.json").read_text())["predictions_uri"] == \
+        "s3://preds/run1/abc/predictions"
