@@ -1,0 +1,141 @@
+"""Single-account mode, planned for real: every environment of the example config, with all five
+account ids equal, planned by the bundled Terraform against mlcicd's offline stand-in for
+hashicorp/aws (`mlcicd plan ENV --offline`). Nothing collides, the role names follow the
+convention mlcicd.config uses, the target roles trust the CodeBuild role the pipeline creates,
+and no policy known at plan time allows "*" on "*"."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from mlcicd import config
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT = "123456789012"
+CONNECTION = f"arn:aws:codeconnections:us-east-1:{ACCOUNT}:connection/0f1e2d3c-aaaa-bbbb-cccc-111122223333"
+# The argument that names a resource in its account, per resource type.
+NAME_ARGUMENT = {
+    "aws_iam_role": "name",
+    "aws_s3_bucket": "bucket",
+    "aws_kms_alias": "name",
+    "aws_sagemaker_pipeline": "pipeline_name",
+    "aws_sagemaker_model_package_group": "model_package_group_name",
+    "aws_codebuild_project": "name",
+    "aws_codepipeline": "name",
+    "aws_sns_topic": "name",
+    "aws_cloudwatch_log_group": "name",
+    "aws_cloudwatch_event_rule": "name",
+}
+
+
+@pytest.fixture(scope="module")
+def plans(tmp_path_factory) -> dict[str, dict]:
+    """plan.json of every environment, planned offline in a single-account copy of the project."""
+    root = tmp_path_factory.mktemp("single")
+    shutil.copytree(ROOT / "terraform", root / "terraform", symlinks=True)
+    shutil.copytree(ROOT / "ml", root / "ml", ignore=shutil.ignore_patterns("__pycache__"))
+    text = (ROOT / "mlcicd.yaml").read_text()
+    for acc in ("111111111111", "222222222222", "333333333333", "444444444444", "555555555555"):
+        text = text.replace(acc, ACCOUNT)
+    text = text.replace("  branch: main\n", f"  branch: main\n  connection_arn: {CONNECTION}\n")
+    path = root / "mlcicd.yaml"
+    path.write_text(text)
+    cfg = config.load(path)
+    assert cfg.single_account
+
+    def plan(name: str) -> tuple[str, dict]:
+        out = root / "plans" / name
+        result = subprocess.run(
+            [sys.executable, "-m", "mlcicd", "--config", str(path), "plan", name, "--offline", "--out", str(out)],
+            capture_output=True, text=True, timeout=600, cwd=root)
+        assert result.returncode == 0, f"{name}:\n{result.stdout}\n{result.stderr}"
+        return name, json.loads((out / "plan.json").read_text())
+
+    # Each plan is a Terraform process of its own; a few at a time keeps 2 cores busy.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(pool.map(plan, list(cfg.environments)))
+
+
+def _created(plan: dict) -> list[dict]:
+    return [rc for rc in plan["resource_changes"] if rc["mode"] == "managed" and "create" in rc["change"]["actions"]]
+
+
+@pytest.mark.slow  # ~30-60 s: nine real Terraform plans (three at a time).
+def test_every_environment_plans_and_no_name_collides(plans):
+    owners: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for env, plan in plans.items():
+        assert _created(plan), f"{env} plans nothing"
+        for rc in _created(plan):
+            argument = NAME_ARGUMENT.get(rc["type"])
+            name = (rc["change"]["after"] or {}).get(argument) if argument else None
+            if name:
+                owners[(rc["type"], name)].append(f"{env}:{rc['address']}")
+    collisions = {key: where for key, where in owners.items() if len(where) > 1}
+    assert not collisions, collisions
+    names = {name for (_, name) in owners}
+    assert {"mlops-demo-staging-training", "mlops-demo-dev-training", "mlops-demo-prod-inference",
+            "mlops-demo-pipeline"} <= names
+    assert "mlops-demo-prod-training" not in names  # prod runs inference only
+
+
+@pytest.mark.slow
+def test_roles_follow_the_config_convention_and_trust_the_codebuild_role(plans):
+    roles_by_env = {}
+    for env in ("dev", "staging", "prod", "data"):
+        roles = {rc["change"]["after"]["name"]: rc["change"]["after"]["assume_role_policy"]
+                 for rc in _created(plans[f"roles-{env}"]) if rc["type"] == "aws_iam_role"}
+        roles_by_env[env] = roles
+        assert set(roles) == {f"mlops-demo-{env}-deploy", f"mlops-demo-{env}-pipeline-runner"}
+    codebuild = [rc["change"]["after"]["name"] for rc in _created(plans["devops"])
+                 if rc["type"] == "aws_iam_role" and "codebuild" in rc["address"]]
+    assert codebuild == ["mlops-demo-codebuild"]
+    # In one account the state bucket sits beside everything else; no deploy role may touch it.
+    for env in ("dev", "staging", "prod", "data"):
+        [policy] = [rc["change"]["after"]["policy"] for rc in _created(plans[f"roles-{env}"])
+                    if rc["type"] == "aws_iam_role_policy" and rc["name"] == "deploy"]
+        assert "tfstate" not in policy and f"arn:aws:s3:::mlops-demo-{'datalake' if env == 'data' else env}" in policy
+    trusted = f"arn:aws:iam::{ACCOUNT}:role/mlops-demo-codebuild"
+    for roles in roles_by_env.values():
+        for policy in roles.values():
+            [statement] = json.loads(policy)["Statement"]
+            assert statement["Condition"]["ArnEquals"]["aws:PrincipalArn"] == trusted
+            assert statement["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+
+
+def _policies(value, found: list[dict]) -> None:
+    """Every JSON policy document (a string with a Statement) somewhere inside a planned value."""
+    if isinstance(value, dict):
+        for item in value.values():
+            _policies(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _policies(item, found)
+    elif isinstance(value, str) and '"Statement"' in value:
+        found.append(json.loads(value))
+
+
+@pytest.mark.slow
+def test_no_known_policy_allows_everything_on_everything(plans):
+    documents: list[dict] = []
+    for plan in plans.values():
+        for rc in plan["resource_changes"]:
+            _policies(rc["change"]["after"], documents)
+    assert len(documents) >= 10
+    for doc in documents:
+        statements = doc["Statement"] if isinstance(doc["Statement"], list) else [doc["Statement"]]
+        for st in statements:
+            if st.get("Effect") != "Allow":
+                continue
+            actions = st.get("Action", [])
+            resources = st.get("Resource", [])
+            actions = [actions] if isinstance(actions, str) else actions
+            resources = [resources] if isinstance(resources, str) else resources
+            assert not ("*" in actions and "*" in resources), st
