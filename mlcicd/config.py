@@ -58,6 +58,8 @@ _CONNECTION_ARN_RE = re.compile(
 )
 _MAX_VALUE_LEN = 4096
 _MAX_DEPTH = 8
+# Values in all `vars` together: YAML aliases let a few lines expand to millions of values.
+_MAX_VALUES = 10_000
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,8 @@ def load(path: Path) -> Config:
         ) from None
     except OSError as exc:
         raise ConfigError(shown, None, f"cannot read: {exc.strerror}") from None
+    except ValueError:  # e.g. a NUL byte in the path
+        raise ConfigError(repr(str(path)), None, "not a valid file path") from None
     try:
         text = raw_bytes.decode("utf-8")
     except UnicodeDecodeError:
@@ -380,6 +384,7 @@ class _Validator:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.values_seen = 0
 
     def mapping(self, value: Any, key: str | None) -> dict:
         if not isinstance(value, dict):
@@ -419,6 +424,9 @@ class _Validator:
 
     def value(self, value: Any, key: str, depth: int = 0) -> Any:
         """A tfvars value: JSON-representable, bounded in size and depth."""
+        self.values_seen += 1
+        if self.values_seen > _MAX_VALUES:
+            raise ConfigError(self.path, key, f"too many values: more than {_MAX_VALUES} in all vars together")
         if depth > _MAX_DEPTH:
             raise ConfigError(self.path, key, f"nested deeper than {_MAX_DEPTH} levels")
         if value is None or isinstance(value, bool | int):

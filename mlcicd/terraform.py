@@ -16,6 +16,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -122,7 +123,8 @@ class Terraform:
 
     def run(self, argv: Sequence[str], *, cwd: Path, capture: bool = False,
             prefix: str = "") -> Result:
-        """Run `terraform argv` in `cwd`. With capture=True stdout is returned, not printed."""
+        """Run `terraform argv` in `cwd`. With capture=True stdout is returned, not printed, and
+        not masked either (plan JSON must stay exact): the caller masks whatever it shows."""
         full = [*self.executable, *argv]
         tail: deque[str] = deque(maxlen=40)
         captured: list[str] = []
@@ -137,10 +139,11 @@ class Terraform:
 
         def pump(stream, is_err: bool) -> None:
             for raw in iter(stream.readline, b""):
-                line = self.masker(raw.decode("utf-8", "replace").rstrip("\n"))
+                text = raw.decode("utf-8", "replace").rstrip("\n")
+                line = self.masker(text)
                 tail.append(line)
                 if capture and not is_err:
-                    captured.append(line)
+                    captured.append(text)
                 else:
                     sink(prefix + line, is_err)
             stream.close()
@@ -246,13 +249,24 @@ def _echo(line: str, is_err: bool) -> None:
     stream.flush()
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# How the AWS SDK inside Terraform reports an endpoint it cannot reach.
+_UNREACHABLE = re.compile(r'request send failed, \w+ "(https?://[^/"]+)[^"]*": (?:dial tcp \S+: )?(?:connect: )?'
+                          r"([a-z][a-z /]*[a-z])")
+
+
 def error_excerpt(tail: str) -> str:
-    lines = [ln.strip(" │╷╵") for ln in tail.splitlines()]
+    """The gist of Terraform's error for a one-line message: which endpoint could not be
+    reached, if that is the problem, and the first error block."""
+    text = _ANSI.sub("", tail)
+    unreachable = _UNREACHABLE.search(" ".join(text.split()))
+    gist = f": cannot reach {unreachable[1]} ({unreachable[2].strip()})" if unreachable else ""
+    lines = [ln.strip(" │╷╵") for ln in text.splitlines()]
     for i, line in enumerate(lines):
         if line.startswith("Error:"):
             detail = " ".join(x for x in lines[i: i + 6] if x)
-            return f": {detail[:600]}"
-    return ""
+            return f"{gist}: {detail[:600]}"
+    return gist
 
 
 # Terraform processes running now, from any thread, so one signal handler can reach them all.

@@ -1,0 +1,162 @@
+"""Least privilege across every IAM policy document in terraform/.
+
+Policies are read from the HCL (python-hcl2, as checkov reads it): `aws_iam_policy_document`
+data sources (dynamic statements included) and policies written inline with jsonencode(...).
+A statement fails when it
+  - allows `*` actions on `*` resources;
+  - allows iam:PassRole (also through `iam:*`, `iam:Pass*` or `*`) without an
+    iam:PassedToService condition;
+  - trusts a whole account (`arn:aws:iam::ACCOUNT:root`) to assume a role, unless a condition
+    pins the caller with aws:PrincipalArn — when the role that should assume is known, trust
+    that role, not every principal of its account.
+Attaching AWS's all-powerful managed policies fails too.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import hcl2
+
+TERRAFORM = Path(__file__).resolve().parent.parent / "terraform"
+POLICY_ATTRIBUTES = ("policy", "assume_role_policy")
+ALL_POWERFUL = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
+
+
+@dataclass(frozen=True)
+class Statement:
+    where: str  # file:line and the block it is in
+    effect: str
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    principals: tuple[str, ...]
+    condition_keys: tuple[str, ...]
+
+
+def _flat(value) -> tuple[str, ...]:
+    """hcl2 wraps attribute values in lists, and expressions in ${...}: flatten to strings."""
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(s for v in value for s in _flat(v))
+    if isinstance(value, dict):
+        return tuple(s for v in value.values() for s in _flat(v))
+    return (str(value),)
+
+
+def _one(block: dict, key: str, default: str = "") -> str:
+    values = _flat(block.get(key))
+    return values[0] if values else default
+
+
+def _document_statements(where: str, document: dict) -> Iterator[Statement]:
+    blocks = list(document.get("statement") or [])
+    for dynamic in document.get("dynamic") or []:
+        for content in (dynamic.get("statement") or {}).get("content") or []:
+            blocks.append(content)
+    for block in blocks:
+        yield Statement(
+            where=f"{where} (sid {_one(block, 'sid', '-')})",
+            effect=_one(block, "effect", "Allow"),
+            actions=_flat(block.get("actions")),
+            resources=_flat(block.get("resources")),
+            principals=_flat([p.get("identifiers") for p in block.get("principals") or []]),
+            condition_keys=_flat([c.get("variable") for c in block.get("condition") or []]),
+        )
+
+
+def _json_statements(where: str, expression: str) -> Iterator[Statement]:
+    """A policy written as jsonencode({...}), which hcl2 renders as a Python literal."""
+    inner = expression.strip()
+    inner = inner.removeprefix("${jsonencode(").removesuffix(")}")
+    policy = ast.literal_eval(inner)  # an unreadable policy fails the test: rewrite it readably
+    statements = policy["Statement"]
+    for block in statements if isinstance(statements, list) else [statements]:
+        conditions = block.get("Condition") or {}
+        yield Statement(
+            where=f"{where} (sid {block.get('Sid', '-')})",
+            effect=block.get("Effect", "Allow"),
+            actions=_flat(block.get("Action")),
+            resources=_flat(block.get("Resource")),
+            principals=_flat(block.get("Principal")),
+            condition_keys=tuple(k for test in conditions.values() for k in test),
+        )
+
+
+def policy_statements() -> Iterator[Statement]:
+    for path in sorted(TERRAFORM.rglob("*.tf")):
+        if ".terraform" in path.parts:
+            continue
+        with open(path, encoding="utf-8") as fh:
+            parsed = hcl2.load(fh)
+        rel = path.relative_to(TERRAFORM.parent)
+        for data in parsed.get("data") or []:
+            for name, body in (data.get("aws_iam_policy_document") or {}).items():
+                yield from _document_statements(f"{rel}:{body.get('__start_line__')} data.{name}", body)
+        for resource in parsed.get("resource") or []:
+            for rtype, instances in resource.items():
+                for name, body in instances.items():
+                    for attribute in POLICY_ATTRIBUTES:
+                        for value in _flat(body.get(attribute)):
+                            if value.lstrip().startswith("${jsonencode("):
+                                where = f"{rel}:{body.get('__start_line__')} {rtype}.{name}.{attribute}"
+                                yield from _json_statements(where, value)
+
+
+def managed_policy_arns() -> Iterator[tuple[str, str]]:
+    for path in sorted(TERRAFORM.rglob("*.tf")):
+        text = path.read_text(encoding="utf-8")
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if "arn:aws:iam::aws:policy/" in line:
+                yield f"{path.relative_to(TERRAFORM.parent)}:{lineno}", line.strip()
+
+
+def _allows(statement: Statement, action: str) -> bool:
+    return statement.effect == "Allow" and any(
+        fnmatch.fnmatchcase(action.lower(), pattern.lower()) for pattern in statement.actions)
+
+
+def violations(statements: list[Statement]) -> list[str]:
+    found = []
+    for s in statements:
+        if s.effect == "Allow" and {"*", "*:*"} & set(s.actions) and "*" in s.resources:
+            found.append(f"{s.where}: allows every action on every resource")
+        if _allows(s, "iam:PassRole") and "iam:PassedToService" not in s.condition_keys:
+            found.append(f"{s.where}: allows iam:PassRole ({', '.join(s.actions)}) "
+                         "without an iam:PassedToService condition")
+        trusts_root = any(":root" in p for p in s.principals)  # also inside a for expression
+        if (_allows(s, "sts:AssumeRole") and trusts_root
+                and "aws:PrincipalArn" not in s.condition_keys):
+            found.append(f"{s.where}: trusts a whole account to assume the role; "
+                         "name the role (or pin it with an aws:PrincipalArn condition)")
+    return found
+
+
+def test_the_checker_catches_what_it_should():
+    bad = [
+        Statement("admin", "Allow", ("*",), ("*",), (), ()),
+        Statement("pass", "Allow", ("iam:*",), ("arn:aws:iam::1:role/x",), (), ()),
+        Statement("trust", "Allow", ("sts:AssumeRole",), (), ("arn:aws:iam::123456789012:root",), ()),
+    ]
+    good = [
+        Statement("deny", "Deny", ("*",), ("*",), ("*",), ()),
+        Statement("pass", "Allow", ("iam:PassRole",), ("arn:aws:iam::1:role/x",), (), ("iam:PassedToService",)),
+        Statement("trust", "Allow", ("sts:AssumeRole",), (), ("arn:aws:iam::1:root",), ("aws:PrincipalArn",)),
+        Statement("service", "Allow", ("sts:AssumeRole",), (), ("codebuild.amazonaws.com",), ()),
+        Statement("key", "Allow", ("kms:*",), ("*",), ("arn:aws:iam::1:root",), ()),  # a key policy's root grant
+    ]
+    assert sorted({v.split(":")[0] for v in violations(bad)}) == ["admin", "pass", "trust"]
+    assert violations(good) == []
+
+
+def test_every_iam_policy_in_terraform_is_least_privilege():
+    statements = list(policy_statements())
+    assert len(statements) >= 10, "found too few policy statements: is the walker still reading the modules?"
+    problems = violations(statements)
+    problems += [f"{where}: attaches {name}" for where, line in managed_policy_arns()
+                 for name in ALL_POWERFUL if f"policy/{name}" in line]
+    assert problems == [], "\n".join(problems)
