@@ -7,14 +7,16 @@ environment's files, inits when the backend changed, and writes/applies plan dir
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlcicd import masking, render, review, review_format
 from mlcicd import plan as plandir
-from mlcicd import render
 from mlcicd.config import Config, Environment, fingerprint
 from mlcicd.errors import PlanRefused, TerraformError, UsageError
 from mlcicd.masking import Masker
@@ -77,7 +79,17 @@ class Workspace:
     def render(self) -> render.Rendered:
         if self._rendered is None:
             self._rendered = render.render(self.config, self.env, self.runtime)
+            if self.env.dir.is_dir():
+                names = masking.sensitive_variables(self.env.dir)
+                tfvars = json.loads(self._rendered.tfvars.read_bytes())
+                self._mask(masking.sensitive_input_values(names, tfvars, self.runtime.environ))
         return self._rendered
+
+    def _mask(self, values: list[str]) -> None:
+        """Mask `values` from now on in everything printed, Terraform's own output included."""
+        if values:
+            self.masker = self.masker.with_values(values)
+            self.tf.masker = self.masker
 
     def _color_flag(self) -> dict:
         return {"no_color": not self.tf.color}
@@ -124,7 +136,13 @@ class Workspace:
         # Never leave a manifest beside a plan it does not describe.
         (plan_dir / plandir.MANIFEST).unlink(missing_ok=True)
         plan_file = plan_dir / plandir.PLAN_FILE
-        tmp_plan = plan_dir / f".{plandir.PLAN_FILE}.partial"
+        # Per process: a concurrent run that fails must not delete this run's partial plan.
+        tmp_plan = plan_dir / f".{plandir.PLAN_FILE}.{os.getpid()}.partial"
+        # Terraform can print a sensitive value from the prior state in clear (an attribute
+        # derived from it loses the mark), so learn those values before it prints anything.
+        state = self.tf.check(build_argv("show", {"json": True, **self._color_flag()}), cwd=self.env.dir,
+                              what="show -json (state)", capture=True)
+        self._mask(masking.sensitive_state_values(json.loads(state.stdout or "{}")))
         argv = build_argv("plan", {
             "input": "false", "lock_timeout": "0s", "detailed_exitcode": True,
             "var_file": [str(rendered.tfvars)], "destroy": destroy, "refresh_only": refresh_only,
@@ -132,6 +150,7 @@ class Workspace:
         })
         try:
             self._run_locked(argv, what=f"plan ({self.env.name})", ok=(0, 2))
+            tmp_plan.chmod(0o600)  # the binary plan holds variable values and state, secrets included
             tmp_plan.replace(plan_file)
         finally:
             tmp_plan.unlink(missing_ok=True)
@@ -139,19 +158,17 @@ class Workspace:
                               what="show -json", capture=True)
         plandir.write_plan_json(plan_dir, shown.stdout)
         plan = plandir.PlanJSON.load(plan_dir / plandir.PLAN_JSON)
-        self.masker = self.masker.with_values(plan.sensitive_values())
+        self.masker = self.masker.with_values(review.sensitive_strings(plan))
         self.tf.masker = self.masker
-        summary = self.masker(plandir.summary_text(self.env.name, plan))
-        from mlcicd.fsutil import atomic_write
-
-        atomic_write(plan_dir / plandir.SUMMARY, summary.encode())
+        summary = review_format.write(plan_dir, review.build(self.env.name, plan, self.masker,
+                                                             plandir.sha256_file(plan_file)))
         manifest = plandir.Manifest(
             format=plandir.FORMAT,
             project=self.config.project,
             env=self.env.name,
             account_id=self.env.account_id,
             plan_sha256=plandir.sha256_file(plan_file),
-            terraform_version=self.terraform_version(),
+            terraform_version=plan.data.get("terraform_version") or self.terraform_version(),
             config_digest=self.config_digest(),
             has_changes=plan.has_changes,
             counts=plan.counts(),
@@ -170,6 +187,10 @@ class Workspace:
             plan_dir, env=self.env.name, terraform_version=self.terraform_version(),
             config_digest=self.config_digest(),
         )
+        if (plan_dir / plandir.PLAN_JSON).is_file():
+            plan = plandir.PlanJSON.load(plan_dir / plandir.PLAN_JSON)
+            self._mask([*review.sensitive_strings(plan),
+                        *masking.sensitive_state_values(plan.data.get("prior_state") or {})])
         argv = build_argv("apply", {"input": "false", "lock_timeout": "0s", **self._color_flag()},
                           [str(plan_dir / plandir.PLAN_FILE)])
         self._run_locked(argv, what=f"apply ({self.env.name})", stale_check=True)
@@ -196,9 +217,14 @@ class Workspace:
 
     def output(self, name: str | None = None, *, as_json: bool = False) -> str:
         self.init()
+        # `output -json` and `-raw` print sensitive outputs in clear: learn them first, mask them.
+        every = self.tf.check(["output", "-json"], cwd=self.env.dir, what="output", capture=True).stdout
+        self._mask(masking.sensitive_state_values({"values": {"outputs": json.loads(every or "{}")}}))
+        if as_json and not name:
+            return self.masker(every)
         argv = build_argv("output", {"json": as_json, "raw": bool(name) and not as_json,
                                      **self._color_flag()}, [name] if name else [])
-        return self.tf.check(argv, cwd=self.env.dir, what="output", capture=True).stdout
+        return self.masker(self.tf.check(argv, cwd=self.env.dir, what="output", capture=True).stdout)
 
     def force_unlock(self, lock_id: str) -> None:
         self.init()
@@ -216,6 +242,14 @@ class Workspace:
         if result.returncode in ok:
             return
         lock = parse_lock_info(result.tail)
+        if lock is not None and lock["id"] == "?":
+            # Terraform lost the race for the lock but found no lock to describe: the holder
+            # (a short plan, say) had released it by the time Terraform looked.
+            raise TerraformError(
+                f"terraform {what} failed: another run held the state lock of '{self.env.name}' "
+                "and released it moments later",
+                returncode=result.returncode, hint="run the command again",
+            )
         if lock is not None:
             raise TerraformError(
                 f"terraform {what} failed: the state of '{self.env.name}' is locked by "
@@ -229,6 +263,17 @@ class Workspace:
                 f"refusing to apply: the state of '{self.env.name}' changed after the plan was made "
                 "(the plan is stale); nothing was applied",
                 hint="plan again and review the new plan",
+            )
+        errored = self.env.dir / "errored.tfstate"
+        if "errored.tfstate" in result.tail and errored.is_file():
+            errored.chmod(0o600)  # the whole state, secrets included
+            raise TerraformError(
+                f"terraform {what} failed (exit {result.returncode}) and could not upload the state; "
+                f"Terraform saved it to {errored}" + error_excerpt(result.tail),
+                returncode=result.returncode,
+                hint=f"when the backend is reachable: release a left lock (`mlcicd force-unlock {self.env.name} "
+                f"LOCK_ID`), then TF_DATA_DIR={self.tf.data_dir} terraform -chdir={self.env.dir} state push "
+                "errored.tfstate, and delete the file (it holds secrets)",
             )
         raise TerraformError(f"terraform {what} failed (exit {result.returncode})"
                              + error_excerpt(result.tail), returncode=result.returncode)

@@ -122,7 +122,7 @@ def test_apply_auto_approve_and_destroy(project):
     assert "applied: app: 3 to create" in result.output
     gone = cli(project, "destroy", "app", "--auto-approve")
     assert gone.exit_code == 0, gone.output
-    assert "applied: app: 3 to delete" in gone.output
+    assert "applied: app: 3 to destroy" in gone.output
     state = json.loads(boto3.client("s3").get_object(
         Bucket="tfstate-test", Key="app/terraform.tfstate")["Body"].read())
     assert state["resources"] == []
