@@ -82,6 +82,47 @@ allow_pending_option = click.option(
     help="Plan/apply a pipeline although its GitHub connection is not AVAILABLE (CI refuses otherwise).")
 
 
+
+def _run_many(state: State, chosen: list[str], parallelism: int, grouped: bool, task, reverse: bool = False):
+    """Run a per-environment task over the chosen environments and print the collected report."""
+    from mlcicd import orchestrate
+    from mlcicd.terraform import forwarding_interrupts
+
+    def write(text: str, is_err: bool) -> None:
+        click.echo(text, err=is_err)
+
+    with forwarding_interrupts(write):
+        report = orchestrate.run_all(state.config.environments, chosen, task,
+                                     parallelism=parallelism, write=write, grouped=grouped, reverse=reverse)
+    click.echo("")
+    for result in report.results:
+        click.echo(result.line())
+    return report
+
+
+many_options = [
+    click.argument("envs", nargs=-1, metavar="[ENV]..."),
+    click.option("--all", "all_", is_flag=True, help="Every environment in the config, in dependency order."),
+    click.option("-j", "--parallelism", type=click.IntRange(min=1), default=4, show_default=True,
+                 help="Environments run at once (dependencies are always respected)."),
+    click.option("--group", "grouped", is_flag=True,
+                 help="Print each environment's output as one block when it ends, not prefixed lines."),
+]
+
+
+def with_many_options(func):
+    """ENV..., --all, -j/--parallelism and --group: one environment, several, or all of them."""
+    for option in reversed(many_options):
+        func = option(func)
+    return func
+
+
+def _chosen(state: State, envs: tuple[str, ...], all_: bool) -> list[str]:
+    from mlcicd import orchestrate
+
+    return orchestrate.select(state.config, envs, all_)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config_option", metavar="PATH", envvar="MLCICD_CONFIG",
               help="Config file (default: ./mlcicd.yaml, or $MLCICD_CONFIG).")
@@ -143,9 +184,9 @@ def init(state: State, env: str, reconfigure: bool) -> None:
 
 
 @main.command()
-@env_argument
+@with_many_options
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Plan directory to write (default .mlcicd/ENV/plan).")
+              help="Plan directory to write (default .mlcicd/ENV/plan); with several environments, DIR/ENV.")
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
 @click.option("--destroy", is_flag=True, help="Plan to destroy everything in ENV.")
@@ -155,13 +196,20 @@ def init(state: State, env: str, reconfigure: bool) -> None:
               help="Offline preview: no AWS credentials, network or state backend; the plan cannot be applied.")
 @pass_state
 @handle_errors
-def plan(state: State, env: str, out: Path | None, detailed_exitcode: bool, destroy: bool,
-         as_json: bool, allow_pending: bool, offline: bool) -> None:
+def plan(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool, out: Path | None,
+         detailed_exitcode: bool, destroy: bool, as_json: bool, allow_pending: bool, offline: bool) -> None:
     """Plan ENV into a plan directory: binary plan, plan.json, summary and manifest.
 
     The directory is what `apply ENV --plan DIR` applies, exactly, after checking it.
     plan.json holds sensitive values in clear and is written readable by the owner only.
+    With several environments (or --all) independent ones plan in parallel and a
+    one-line-per-environment report ends the run.
     """
+    if all_ or len(envs) != 1:
+        _plan_many(state, _chosen(state, envs, all_), parallelism, grouped, out, detailed_exitcode,
+                   destroy, as_json, allow_pending, offline)
+        return
+    env = envs[0]
     if offline:
         outcome = _offline_plan(state, env, out, destroy)
         _print_outcome(outcome, as_json)
@@ -181,21 +229,32 @@ def plan(state: State, env: str, out: Path | None, detailed_exitcode: bool, dest
 
 
 @main.command()
-@env_argument
+@with_many_options
 @click.option("--plan", "plan_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Apply exactly this reviewed plan directory.")
 @click.option("--auto-approve", is_flag=True, help="Plan and apply without asking.")
 @allow_pending_option
 @pass_state
 @handle_errors
-def apply(state: State, env: str, plan_dir: Path | None, auto_approve: bool, allow_pending: bool) -> None:
+def apply(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool,
+          plan_dir: Path | None, auto_approve: bool, allow_pending: bool) -> None:
     """Apply a reviewed plan (--plan DIR), or plan, confirm and apply.
 
     Without --plan, the plan summary is shown and you are asked to confirm; a
-    non-interactive session must pass --auto-approve or --plan instead.
+    non-interactive session must pass --auto-approve or --plan instead. Several
+    environments (or --all) need --auto-approve and apply in dependency order.
     """
     from mlcicd.errors import UsageError
 
+    if all_ or len(envs) != 1:
+        if plan_dir is not None or not auto_approve:
+            raise UsageError("applying several environments needs --auto-approve (and no --plan)")
+        chosen = _chosen(state, envs, all_)
+        for name in chosen:
+            _connection_gate(state, name, allow_pending)
+        _exit_for(_run_many(state, chosen, parallelism, grouped, _apply_task(state, destroy=False)))
+        return
+    env = envs[0]
     _connection_gate(state, env, allow_pending)
     workspace = state.workspace(env)
     if plan_dir is not None:
@@ -210,12 +269,25 @@ def apply(state: State, env: str, plan_dir: Path | None, auto_approve: bool, all
 
 
 @main.command()
-@env_argument
+@with_many_options
 @click.option("--auto-approve", is_flag=True, help="Destroy without asking.")
 @pass_state
 @handle_errors
-def destroy(state: State, env: str, auto_approve: bool) -> None:
-    """Destroy everything Terraform manages in ENV (plans first, shows what goes)."""
+def destroy(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool,
+            auto_approve: bool) -> None:
+    """Destroy everything Terraform manages in ENV (plans first, shows what goes).
+
+    Several environments (or --all) need --auto-approve and go in reverse dependency order.
+    """
+    from mlcicd.errors import UsageError
+
+    if all_ or len(envs) != 1:
+        if not auto_approve:
+            raise UsageError("destroying several environments needs --auto-approve")
+        chosen = _chosen(state, envs, all_)
+        _exit_for(_run_many(state, chosen, parallelism, grouped, _apply_task(state, destroy=True), reverse=True))
+        return
+    env = envs[0]
     _require_interactive(state, auto_approve, "destroy")
     outcome = state.workspace(env).destroy(auto_approve=auto_approve, confirm=_confirm("Destroy"))
     _report_apply(env, outcome)
@@ -250,6 +322,40 @@ def force_unlock(state: State, env: str, lock_id: str, yes: bool) -> None:
                       abort=True)
     workspace.force_unlock(lock_id)
     click.echo(f"{env}: lock {lock_id} released")
+
+
+def _plan_many(state: State, chosen: list[str], parallelism: int, grouped: bool, out: Path | None,
+               detailed_exitcode: bool, destroy: bool, as_json: bool, allow_pending: bool, offline: bool) -> None:
+    from mlcicd.errors import UsageError
+    from mlcicd.orchestrate import plan_task
+
+    if offline:
+        raise UsageError("--offline plans one environment at a time",
+                         hint="`mlcicd validate --all --offline` checks every environment offline")
+    if not destroy:
+        for name in chosen:
+            _connection_gate(state, name, allow_pending)
+    task = plan_task(state.config, state.runtime, out.resolve() if out else None, destroy=destroy)
+    report = _run_many(state, chosen, parallelism, grouped, task, reverse=destroy)
+    if as_json:
+        from dataclasses import asdict
+
+        click.echo(json.dumps([asdict(r) for r in report.results], indent=2))
+    if report.failed:
+        sys.exit(1)
+    if detailed_exitcode and any(r.status == "changes" for r in report.results):
+        sys.exit(2)
+
+
+def _apply_task(state: State, *, destroy: bool):
+    from mlcicd.orchestrate import apply_task
+
+    return apply_task(state.config, state.runtime, destroy=destroy)
+
+
+def _exit_for(report) -> None:
+    if report.failed:
+        sys.exit(1)
 
 
 def _print_outcome(outcome: PlanOutcome, as_json: bool) -> None:
@@ -624,43 +730,7 @@ def _offline_plan(state: State, env: str, out: Path | None, destroy: bool) -> Pl
         return workspace.plan(out, destroy=destroy)
 
 
-# --- many environments (plan/apply --all, drift) ---
-
-
-def _run_many(state: State, names: tuple[str, ...], all_: bool, parallelism: int, grouped: bool,
-              make_task, reverse: bool = False):
-    """Run a per-environment task over the chosen environments and print the collected report."""
-    from mlcicd import orchestrate
-    from mlcicd.terraform import forwarding_interrupts
-
-    chosen = orchestrate.select(state.config, names, all_)
-
-    def write(text: str, is_err: bool) -> None:
-        click.echo(text, err=is_err)
-
-    with forwarding_interrupts(write):
-        report = orchestrate.run_all(state.config.environments, chosen, make_task(state.config, state.runtime),
-                                     parallelism=parallelism, write=write, grouped=grouped, reverse=reverse)
-    click.echo("")
-    for result in report.results:
-        click.echo(result.line())
-    return report
-
-
-many_options = [
-    click.argument("envs", nargs=-1, metavar="[ENV]..."),
-    click.option("--all", "all_", is_flag=True, help="Every environment in the config."),
-    click.option("-j", "--parallelism", type=click.IntRange(min=1), default=4, show_default=True,
-                 help="Environments run at once (dependencies are always respected)."),
-    click.option("--group", "grouped", is_flag=True,
-                 help="Print each environment's output as one block when it ends, not prefixed lines."),
-]
-
-
-def with_many_options(func):
-    for option in reversed(many_options):
-        func = option(func)
-    return func
+# --- many environments (drift; plan/apply/destroy take several ENVs or --all) ---
 
 
 @main.command()
@@ -675,7 +745,8 @@ def drift(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, gro
     """
     from mlcicd.orchestrate import drift_task
 
-    report = _run_many(state, envs, all_, parallelism, grouped, drift_task)
+    report = _run_many(state, _chosen(state, envs, all_), parallelism, grouped,
+                       drift_task(state.config, state.runtime))
     if report.failed:
         sys.exit(1)
     if any(r.status == "drifted" for r in report.results):

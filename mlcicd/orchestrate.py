@@ -191,29 +191,36 @@ def _workspace(config: Config, name: str, runtime, sink):
     return Workspace(config, config.env(name), runtime, sink=sink)
 
 
-def plan_task(config: Config, runtime, out_root=None):
+def plan_task(config: Config, runtime, out_root=None, *, destroy: bool = False):
     """Plan each env into out_root/ENV (default .mlcicd/ENV/plan)."""
 
     def task(name: str, sink) -> EnvResult:
         out = out_root / name if out_root is not None else None
-        outcome = _workspace(config, name, runtime, sink).plan(out)
+        outcome = _workspace(config, name, runtime, sink).plan(out, destroy=destroy)
         if not outcome.has_changes:
             return EnvResult(name, "no changes")
-        return EnvResult(name, "changes", outcome.summary.splitlines()[0].split(": ", 1)[1])
+        return EnvResult(name, "changes", _counts(outcome))
 
     return task
 
 
-def apply_task(config: Config, runtime):
-    """Plan and apply each env without asking (the caller checked --auto-approve)."""
+def apply_task(config: Config, runtime, *, destroy: bool = False):
+    """Plan and apply (or destroy) each env without asking: the caller checked --auto-approve."""
 
     def task(name: str, sink) -> EnvResult:
-        outcome = _workspace(config, name, runtime, sink).apply(auto_approve=True, confirm=lambda _: True)
+        workspace = _workspace(config, name, runtime, sink)
+        run = workspace.destroy if destroy else workspace.apply
+        outcome = run(auto_approve=True, confirm=lambda _: True)
         if outcome is None or not outcome.has_changes:
             return EnvResult(name, "no changes")
-        return EnvResult(name, "applied", outcome.summary.splitlines()[0].split(": ", 1)[1])
+        return EnvResult(name, "applied", _counts(outcome))
 
     return task
+
+
+def _counts(outcome) -> str:
+    """The counts part of the plan's headline ("2 to create, 1 to destroy")."""
+    return outcome.summary.splitlines()[0].split(": ", 1)[-1]
 
 
 def drift_task(config: Config, runtime):

@@ -118,3 +118,38 @@ def test_drift_needs_a_selection(project):
     result = CliRunner().invoke(main, ["--config", str(project / "mlcicd.yaml"), "drift"])
     assert result.exit_code == 2
     assert "--all" in result.output
+
+
+@pytest.mark.usefixtures("state_bucket")
+def test_plan_apply_and_destroy_all_in_dependency_order(project):
+    cfg = project / "mlcicd.yaml"
+    cfg.write_text(cfg.read_text() + "  app2:\n    account: staging\n    dir: terraform/app\n"
+                   "    assume_role: false\n    depends_on: [app]\n    vars:\n      greeting: hi\n")
+    runner = CliRunner()
+    args = ["--config", str(cfg)]
+    planned = runner.invoke(main, [*args, "plan", "app", "app2", "--out", str(project / "plans"),
+                                   "--detailed-exitcode"])
+    assert planned.exit_code == 2, planned.output
+    assert "app: changes: 3 to create" in planned.output and "app2: changes: 3 to create" in planned.output
+    assert (project / "plans/app/manifest.json").is_file() and (project / "plans/app2/manifest.json").is_file()
+
+    refused = runner.invoke(main, [*args, "apply", "app", "app2"])
+    assert refused.exit_code == 2 and "--auto-approve" in refused.output
+
+    applied = runner.invoke(main, [*args, "apply", "app", "app2", "--auto-approve", "--group"])
+    assert applied.exit_code == 0, applied.output
+    assert "app: applied: 3 to create" in applied.output
+    # app2 depends on app: grouped blocks appear in that order.
+    assert applied.output.index("──── app ") < applied.output.index("──── app2 ")
+
+    gone = runner.invoke(main, [*args, "destroy", "app", "app2", "--auto-approve"])
+    assert gone.exit_code == 0, gone.output
+    assert "app: applied: 3 to destroy" in gone.output
+    # Reverse order for destroy: app2 finishes before app starts.
+    assert gone.output.index("── app2: applied") < gone.output.index("── app: applied")
+
+
+def test_several_environments_reject_offline(project):
+    result = CliRunner().invoke(main, ["--config", str(project / "mlcicd.yaml"), "plan", "--all", "--offline"])
+    assert result.exit_code == 2
+    assert "validate --all --offline" in result.output
