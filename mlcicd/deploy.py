@@ -6,12 +6,14 @@ environment's files, inits when the backend changed, and writes/applies plan dir
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,18 +140,14 @@ class Workspace:
         plan_file = plan_dir / plandir.PLAN_FILE
         # Per process: a concurrent run that fails must not delete this run's partial plan.
         tmp_plan = plan_dir / f".{plandir.PLAN_FILE}.{os.getpid()}.partial"
-        # Terraform can print a sensitive value from the prior state in clear (an attribute
-        # derived from it loses the mark), so learn those values before it prints anything.
-        state = self.tf.check(build_argv("show", {"json": True, **self._color_flag()}), cwd=self.env.dir,
-                              what="show -json (state)", capture=True)
-        self._mask(masking.sensitive_state_values(json.loads(state.stdout or "{}")))
         argv = build_argv("plan", {
             "input": "false", "lock_timeout": "0s", "detailed_exitcode": True,
             "var_file": [str(rendered.tfvars)], "destroy": destroy, "refresh_only": refresh_only,
             "var": list(extra_vars), "out": str(tmp_plan), **self._color_flag(),
         })
         try:
-            self._run_locked(argv, what=f"plan ({self.env.name})", ok=(0, 2))
+            with self._state_secrets_learned() as ready:
+                self._run_locked(argv, what=f"plan ({self.env.name})", ok=(0, 2), hold=ready)
             tmp_plan.chmod(0o600)  # the binary plan holds variable values and state, secrets included
             tmp_plan.replace(plan_file)
         finally:
@@ -236,9 +234,40 @@ class Workspace:
 
     # -- helpers -----------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _state_secrets_learned(self) -> Iterator[threading.Event]:
+        """Learn the sensitive values in the current state while the caller's Terraform run
+        starts; its output is held until they are known.
+
+        Terraform can print a sensitive value from the prior state in clear (an attribute
+        derived from it loses the mark). Reading the state (`show -json`) in parallel rather
+        than before the plan saves a whole Terraform start-up on every plan.
+        """
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def learn() -> None:
+            try:
+                state = self.tf.check(build_argv("show", {"json": True, **self._color_flag()}),
+                                      cwd=self.env.dir, what="show -json (state)", capture=True)
+                self._mask(masking.sensitive_state_values(json.loads(state.stdout or "{}")))
+            except BaseException as exc:  # re-raised in the caller's thread below
+                failure.append(exc)
+            finally:
+                ready.set()
+
+        thread = threading.Thread(target=learn, name=f"mlcicd-state-{self.env.name}", daemon=True)
+        thread.start()
+        try:
+            yield ready
+        finally:
+            thread.join()
+        if failure:
+            raise failure[0]
+
     def _run_locked(self, argv: list[str], *, what: str, ok: tuple[int, ...] = (0,),
-                    stale_check: bool = False) -> None:
-        result = self.tf.run(argv, cwd=self.env.dir)
+                    stale_check: bool = False, hold: threading.Event | None = None) -> None:
+        result = self.tf.run(argv, cwd=self.env.dir, hold=hold)
         if result.returncode in ok:
             return
         lock = parse_lock_info(result.tail)

@@ -122,9 +122,11 @@ class Terraform:
         return env
 
     def run(self, argv: Sequence[str], *, cwd: Path, capture: bool = False,
-            prefix: str = "") -> Result:
+            prefix: str = "", hold: threading.Event | None = None) -> Result:
         """Run `terraform argv` in `cwd`. With capture=True stdout is returned, not printed, and
-        not masked either (plan JSON must stay exact): the caller masks whatever it shows."""
+        not masked either (plan JSON must stay exact): the caller masks whatever it shows.
+        With `hold`, output is read only once the event is set, so the masker can learn more
+        secrets while Terraform starts up."""
         full = [*self.executable, *argv]
         tail: deque[str] = deque(maxlen=40)
         captured: list[str] = []
@@ -138,6 +140,8 @@ class Terraform:
             raise TerraformNotFound(f"cannot start Terraform ({full[0]}): {exc.strerror}") from None
 
         def pump(stream, is_err: bool) -> None:
+            if hold is not None:
+                hold.wait()
             for raw in iter(stream.readline, b""):
                 text = raw.decode("utf-8", "replace").rstrip("\n")
                 line = self.masker(text)

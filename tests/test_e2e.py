@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import boto3
@@ -134,18 +135,20 @@ def test_second_apply_fails_naming_the_lock_and_state_stays_intact(project, aws_
         [sys.executable, "-m", "mlcicd", "--config", str(project / "mlcicd.yaml"), "apply", "app",
          "--auto-approve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     s3 = boto3.client("s3")
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(first.stdout.readline, "")), daemon=True)
+    reader.start()
+    # Wait until the first run is inside its apply (its plan also takes the lock, briefly).
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="tfstate-test").get("Contents", [])]
-        if "app/terraform.tfstate.tflock" in keys:
-            break
-        assert first.poll() is None, first.stdout.read()
-        time.sleep(0.2)
-    else:
-        pytest.fail("the first apply never took the lock")
+    while not any("terraform_data.hold[0]: Creating" in line for line in lines):
+        assert first.poll() is None and time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.1)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="tfstate-test").get("Contents", [])]
+    assert "app/terraform.tfstate.tflock" in keys
     second = cli(project, "apply", "app", "--auto-approve")
-    out, _ = first.communicate(timeout=120)
-    assert first.returncode == 0, out
+    first.wait(timeout=120)
+    reader.join(timeout=10)
+    assert first.returncode == 0, "".join(lines)
     assert second.exit_code == 1, second.output
     assert "is locked by" in second.output and "lock ID" in second.output
     assert "force-unlock app" in second.output
