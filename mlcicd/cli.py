@@ -9,6 +9,7 @@ the error's exit code here, and only here. Heavy modules are imported inside com
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from dataclasses import dataclass
 from functools import cached_property, wraps
@@ -150,6 +151,9 @@ def main(ctx: click.Context, config_option: str | None) -> None:
 
     Exit codes: 0 ok, 1 operation failed, 2 bad usage or config, 3 blocked by a review gate.
     """
+    # A SIGTERM (e.g. a CodeBuild timeout) ends mlcicd like Ctrl-C: cleanly, exit 130. While
+    # Terraform runs, the runner forwards it to Terraform as an interrupt instead.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     ctx.obj = State(config_option)
 
 

@@ -194,9 +194,11 @@ class Workspace:
         self._run_locked(argv, what=f"apply ({self.env.name})", stale_check=True)
         return manifest
 
-    def apply(self, *, auto_approve: bool, confirm: Callable[[PlanOutcome], bool]) -> PlanOutcome | None:
-        """Plan, show, confirm (unless auto-approved), apply that plan. None when declined."""
-        outcome = self.plan()
+    def apply(self, *, auto_approve: bool, confirm: Callable[[PlanOutcome], bool],
+              destroy: bool = False) -> PlanOutcome | None:
+        """Plan (to destroy, with destroy=True), confirm unless auto-approved, apply that plan.
+        None when declined."""
+        outcome = self.plan(destroy=destroy)
         if not outcome.has_changes:
             return outcome
         if not auto_approve and not confirm(outcome):
@@ -205,13 +207,7 @@ class Workspace:
         return outcome
 
     def destroy(self, *, auto_approve: bool, confirm: Callable[[PlanOutcome], bool]) -> PlanOutcome | None:
-        outcome = self.plan(destroy=True)
-        if not outcome.has_changes:
-            return outcome
-        if not auto_approve and not confirm(outcome):
-            return None
-        self.apply_plan(outcome.plan_dir)
-        return outcome
+        return self.apply(auto_approve=auto_approve, confirm=confirm, destroy=True)
 
     def output(self, name: str | None = None, *, as_json: bool = False) -> str:
         self.init()

@@ -202,24 +202,3 @@ def _strings(value: Any, out: list[str]) -> None:
     elif isinstance(value, list):
         for v in value:
             _strings(v, out)
-
-
-def headline(env: str, counts: Mapping[str, int], output_changes: int = 0) -> str:
-    if not counts and not output_changes:
-        return f"{env}: no changes"
-    parts = [f"{n} to {a}" for a, n in counts.items()]
-    if output_changes:
-        parts.append(f"{output_changes} output change(s)")
-    return f"{env}: " + ", ".join(parts)
-
-
-def summary_text(env: str, plan: PlanJSON) -> str:
-    """A short readable summary: the headline, destructive changes first, then the rest."""
-    counts = plan.counts()
-    lines = [headline(env, counts, len(plan.output_changes)), ""]
-    destructive = {"delete", "replace", "create-before-destroy"}
-    ordered = sorted(plan.changes(), key=lambda rc: (rc.action not in destructive, rc.action, rc.address))
-    for rc in ordered:
-        mark = "!" if rc.action in destructive else " "
-        lines.append(f"{mark} {rc.action:<22} {rc.address}")
-    return "\n".join(lines).rstrip() + "\n"

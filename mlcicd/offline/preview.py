@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from mlcicd import awsschema, render
+from mlcicd import aws, awsschema, render
 from mlcicd import plan as plandir
 from mlcicd.config import Config, Environment
 from mlcicd.deploy import PlanOutcome, Workspace
@@ -47,14 +47,6 @@ _SKIP = {".terraform", ".git", ".mlcicd", "terraform.tfstate", "terraform.tfstat
 def banner(env: str) -> str:
     return (f"{env}: {OFFLINE} — hashicorp/aws is mlcicd's offline stand-in serving the real schema; "
             "no AWS calls, throw-away local state, nothing can be applied")
-
-
-def partition(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
 
 
 def mirror(root_module: Path, top: Path, dest: Path) -> Path:
@@ -206,7 +198,7 @@ class OfflineWorkspace(Workspace):
         super().__init__(config, dataclasses.replace(env, dir=mirrored), runtime,
                          sink=DropDevOverrideWarning(sink or _print), color=color)
         self.scratch = scratch
-        self.who = Identity(env.account_id, config.region, partition(config.region))
+        self.who = Identity(env.account_id, config.region, aws.partition(config.region))
         self.cache_dir = default_cache_dir(runtime.environ)
         # Plans land apart from real ones, and Terraform never sees a user's own CLI config
         # (it could lack the override), workspace selection, or the real data directory.
