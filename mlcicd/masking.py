@@ -91,7 +91,7 @@ def sensitive_input_values(names: Iterable[str], tfvars: Mapping[str, Any],
     for name in names:
         if environ.get(f"TF_VAR_{name}"):
             found.append(environ[f"TF_VAR_{name}"])
-        _strings(tfvars.get(name), True, found)
+        collect_marked(tfvars.get(name), True, found)
     return found
 
 
@@ -102,32 +102,43 @@ def sensitive_state_values(state: Mapping[str, Any]) -> list[str]:
     values = state.get("values") or {}
     _module_values(values.get("root_module") or {}, found)
     for output in (values.get("outputs") or {}).values():
-        _strings(output.get("value"), bool(output.get("sensitive")), found)
+        collect_marked(output.get("value"), bool(output.get("sensitive")), found)
     return found
 
 
 def _module_values(module: Mapping[str, Any], found: list[str]) -> None:
     for resource in module.get("resources") or ():
-        _strings(resource.get("values"), resource.get("sensitive_values"), found)
+        collect_marked(resource.get("values"), resource.get("sensitive_values"), found)
     for child in module.get("child_modules") or ():
         _module_values(child, found)
 
 
-def _strings(value: Any, marks: Any, found: list[str]) -> None:
-    """Collect the strings of `value` where `marks` (True, or the same shape of bools) says so."""
+def collect_marked(value: Any, marks: Any, found: list[str]) -> None:
+    """Collect the strings of `value` where `marks` (True, or the same shape of bools) says so.
+    Walks the marks, not the value: in a big plan almost nothing is marked."""
     if not marks or value is None:
         return
+    if marks is True:
+        _all_strings(value, found)
+    elif isinstance(marks, Mapping) and isinstance(value, Mapping):
+        for key, sub in marks.items():
+            if sub:
+                collect_marked(value.get(key), sub, found)
+    elif isinstance(marks, list) and isinstance(value, list):
+        for item, sub in zip(value, marks, strict=False):
+            if sub:
+                collect_marked(item, sub, found)
+
+
+def _all_strings(value: Any, found: list[str]) -> None:
     if isinstance(value, str | int | float) and not isinstance(value, bool):
-        if marks is True:
-            found.append(str(value))
+        found.append(str(value))
     elif isinstance(value, Mapping):
-        for key, item in value.items():
-            _strings(item, marks if marks is True else (marks.get(key) if isinstance(marks, Mapping) else None),
-                     found)
+        for item in value.values():
+            _all_strings(item, found)
     elif isinstance(value, list):
-        for i, item in enumerate(value):
-            sub = marks if marks is True else (marks[i] if isinstance(marks, list) and i < len(marks) else None)
-            _strings(item, sub, found)
+        for item in value:
+            _all_strings(item, found)
 
 
 def _scan_sensitive_variables(module_dir: Path) -> set[str]:

@@ -22,6 +22,7 @@ from typing import Any
 
 from mlcicd.errors import PlanRefused
 from mlcicd.fsutil import atomic_write
+from mlcicd.masking import collect_marked
 
 PLAN_FILE = "tfplan"
 PLAN_JSON = "plan.json"
@@ -189,16 +190,5 @@ class PlanJSON:
         config_vars = self.data.get("configuration", {}).get("root_module", {}).get("variables", {})
         for name, var in self.data.get("variables", {}).items():
             if config_vars.get(name, {}).get("sensitive"):
-                _strings(var.get("value"), found)
+                collect_marked(var.get("value"), True, found)
         return found
-
-
-def _strings(value: Any, out: list[str]) -> None:
-    if isinstance(value, str):
-        out.append(value)
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            _strings(v, out)
-    elif isinstance(value, list):
-        for v in value:
-            _strings(v, out)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,16 @@ class Entry:
     replace_paths: tuple[str, ...] = ()
     moved_from: str = ""
     import_id: str = ""
-    attributes: tuple[Attribute, ...] = ()
+    # The attribute diff is worked out only when shown: a big plan's review prints a few
+    # rows per section, and computing every diff up front doubled its time.
+    change: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    masker: Masker = field(default_factory=Masker, compare=False, repr=False)
+
+    @cached_property
+    def attributes(self) -> tuple[Attribute, ...]:
+        if self.action not in ("update", "replace", "create-before-destroy"):
+            return ()
+        return _attributes(self.change, self.masker)
 
     @property
     def destructive(self) -> bool:
@@ -166,15 +176,15 @@ def sensitive_strings(plan: plandir.PlanJSON) -> list[str]:
     """Every string the plan marks sensitive: variables, resource attributes (before and after,
     drift included), outputs, and the prior state."""
     data = plan.data
-    changes = [rc.get("change", {}) for rc in (*data.get("resource_changes", ()), *data.get("resource_drift", ()))]
-    # Each side of a change reads like a resource in a state: values plus their sensitivity marks.
-    resources = [{"values": c.get(side), "sensitive_values": c.get(f"{side}_sensitive")}
-                 for c in changes for side in ("before", "after")]
-    outputs = {f"{name}.{side}": {"value": oc.get(side), "sensitive": bool(oc.get(f"{side}_sensitive"))}
-               for name, oc in data.get("output_changes", {}).items() for side in ("before", "after")}
-    as_state = {"values": {"root_module": {"resources": resources}, "outputs": outputs}}
-    return [*plan.sensitive_values(), *masking.sensitive_state_values(as_state),
-            *masking.sensitive_state_values(data.get("prior_state") or {})]
+    found = plan.sensitive_values()
+    for rc in (*data.get("resource_changes", ()), *data.get("resource_drift", ())):
+        change = rc.get("change", {})
+        for side in ("before", "after"):
+            masking.collect_marked(change.get(side), change.get(f"{side}_sensitive"), found)
+    for oc in data.get("output_changes", {}).values():
+        for side in ("before", "after"):
+            masking.collect_marked(oc.get(side), bool(oc.get(f"{side}_sensitive")), found)
+    return [*found, *masking.sensitive_state_values(data.get("prior_state") or {})]
 
 
 def build(env: str, plan: plandir.PlanJSON, masker: Masker, plan_sha256: str = "") -> Review:
@@ -198,41 +208,44 @@ def build(env: str, plan: plandir.PlanJSON, masker: Masker, plan_sha256: str = "
 
 def _review_actions(rc: plandir.ResourceChange) -> tuple[str, ...]:
     """The sections `rc` belongs in: its main action, plus import/move when those also happen."""
-    action = rc.action
-    actions = rc.actions
+    raw = rc.raw
+    change = raw.get("change") or {}
+    actions = tuple(change.get("actions") or ())
     if "forget" in actions:
         main: str | None = "forget"
-    elif action == "delete":
-        main = "destroy"
-    elif action in ("no-op", "read", "import", "move"):
+    elif actions in (("delete", "create"), ("create", "delete")):
+        main = "replace" if actions[0] == "delete" else "create-before-destroy"
+    elif not actions or actions[0] in ("no-op", "read"):
         main = None
     else:
-        main = action
-    extra = []
-    if rc.raw.get("change", {}).get("importing"):
-        extra.append("import")
-    if rc.raw.get("previous_address") and rc.raw.get("previous_address") != rc.address:
-        extra.append("move")
-    return tuple(a for a in (main, *extra) if a is not None)
+        main = "destroy" if actions[0] == "delete" else actions[0]
+    found = (main,) if main else ()
+    if change.get("importing"):
+        found += ("import",)
+    previous = raw.get("previous_address")
+    if previous and previous != raw.get("address"):
+        found += ("move",)
+    return found
 
 
 def _entry(rc: plandir.ResourceChange, action: str, masker: Masker) -> Entry:
     raw = rc.raw
     change = raw.get("change", {})
     importing = change.get("importing") or {}
-    attributes: tuple[Attribute, ...] = ()
-    if action in ("update", "replace", "create-before-destroy"):
-        attributes = _attributes(change, masker)
-    group = " ".join(p for p in (raw.get("module_address", ""), raw.get("type", "")) if p)
+    module, kind = raw.get("module_address", ""), raw.get("type", "")
+    group = f"{module} {kind}" if module and kind else (module or kind or rc.address)
+    reason = raw.get("action_reason", "")
+    paths = change.get("replace_paths")
     return Entry(
         address=masker(rc.address),
         action=action,
-        group=masker(group or rc.address),
-        reason=_REASONS.get(raw.get("action_reason", ""), raw.get("action_reason", "").replace("_", " ")),
-        replace_paths=tuple(masker(_path(p)) for p in change.get("replace_paths") or ()),
+        group=masker(group),
+        reason=_REASONS.get(reason, reason.replace("_", " ")) if reason else "",
+        replace_paths=tuple(masker(_path(p)) for p in paths) if paths else (),
         moved_from=masker(raw.get("previous_address", "")),
-        import_id=masker(str(importing.get("id", ""))),
-        attributes=attributes,
+        import_id=masker(str(importing["id"])) if importing.get("id") else "",
+        change=change,
+        masker=masker,
     )
 
 
