@@ -84,7 +84,8 @@ allow_pending_option = click.option(
 
 
 
-def _run_many(state: State, chosen: list[str], parallelism: int, grouped: bool, task, reverse: bool = False):
+def _run_many(state: State, chosen: list[str], parallelism: int, grouped: bool, task, reverse: bool = False,
+              ordered: bool = True):
     """Run a per-environment task over the chosen environments and print the collected report."""
     from mlcicd import orchestrate
     from mlcicd.terraform import forwarding_interrupts
@@ -93,8 +94,8 @@ def _run_many(state: State, chosen: list[str], parallelism: int, grouped: bool, 
         click.echo(text, err=is_err)
 
     with forwarding_interrupts(write):
-        report = orchestrate.run_all(state.config.environments, chosen, task,
-                                     parallelism=parallelism, write=write, grouped=grouped, reverse=reverse)
+        report = orchestrate.run_all(state.config.environments, chosen, task, parallelism=parallelism,
+                                     write=write, grouped=grouped, reverse=reverse, ordered=ordered)
     click.echo("")
     for result in report.results:
         click.echo(result.line())
@@ -684,45 +685,34 @@ def reject(state: State, pipeline: str | None, comment: str, action: str | None)
 
 
 @main.command()
-@click.argument("envs", nargs=-1, metavar="[ENV]...")
-@click.option("--all", "all_", is_flag=True, help="Validate every environment in the config.")
+@with_many_options
 @click.option("--offline", is_flag=True,
               help="Use mlcicd's stand-in for hashicorp/aws (the real schema; no registry, AWS or network).")
 @pass_state
 @handle_errors
-def validate(state: State, envs: tuple[str, ...], all_: bool, offline: bool) -> None:
+def validate(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool,
+             offline: bool) -> None:
     """Run `terraform validate` on each ENV: every argument, block and reference is checked
     against the hashicorp/aws schema, and errors name the file and line.
 
     Without a downloadable provider (no registry access), pass --offline.
     """
-    from mlcicd.errors import UsageError
+    from mlcicd.errors import TerraformError
+    from mlcicd.validate import validate_task
 
-    if not envs and not all_:
-        raise UsageError("name an environment or pass --all")
-    names = list(state.config.environments) if all_ else list(envs)
-    environments = [state.env(n) for n in names]
-    suffix = ""
+    names = _chosen(state, envs, all_)
     if offline:
         from mlcicd.offline import preview
 
         preview.require_extra()
-        suffix = f" ({preview.OFFLINE})"
         click.secho(preview.banner(", ".join(names)), err=True, fg="yellow")
-    from mlcicd.validate import validate_many
-
-    results = validate_many(state.config, environments, state.runtime, offline=offline, color=_color())
-    for name, error in results.items():
-        if error is None:
-            click.echo(f"{name}: valid{suffix}")
-        else:
-            click.secho(f"{name}: invalid{suffix}: {error}", err=True, fg="red")
-    failed = [name for name, error in results.items() if error is not None]
-    if failed:
-        from mlcicd.errors import TerraformError
-
-        raise TerraformError(f"{len(failed)} of {len(results)} environment(s) failed validation"
-                             f"{suffix}: {', '.join(failed)}")
+    task = validate_task(state.config, state.runtime, offline=offline, color=_color())
+    # Each environment's messages as one block: validate errors are read as a whole.
+    report = _run_many(state, names, parallelism, True, task, ordered=False)
+    if report.failed:
+        failed = [r.env for r in report.failed]
+        raise TerraformError(f"{len(failed)} of {len(names)} environment(s) failed validation"
+                             f"{' (offline preview)' if offline else ''}: {', '.join(failed)}")
 
 
 def _offline_plan(state: State, env: str, out: Path | None, destroy: bool) -> PlanOutcome:

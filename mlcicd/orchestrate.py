@@ -20,7 +20,7 @@ from mlcicd.terraform import interrupted
 
 Writer = Callable[[str, bool], None]  # (text, is_stderr)
 
-OK_STATUSES = ("no changes", "changes", "applied", "drifted")
+OK_STATUSES = ("no changes", "changes", "applied", "drifted", "valid")
 
 
 @dataclass(frozen=True)
@@ -135,13 +135,15 @@ def run_all(
     write: Writer,
     grouped: bool = False,
     reverse: bool = False,
+    ordered: bool = True,
     clock: Callable[[], float] = time.monotonic,
 ) -> Report:
-    """Run task(env, sink) for each selected env, respecting dependencies, at most `parallelism`
-    at a time. A task reports its result; an MlcicdError it raises becomes a failed result."""
+    """Run task(env, sink) for each selected env, respecting dependencies (unless ordered=False,
+    for work that changes nothing), at most `parallelism` at a time. A task reports its result;
+    an MlcicdError it raises becomes a failed result."""
     if parallelism < 1:
         raise UsageError("--parallelism must be at least 1")
-    deps = dependencies(envs, selected, reverse=reverse)
+    deps = dependencies(envs, selected, reverse=reverse) if ordered else {name: set() for name in selected}
     console = Console(write, grouped=grouped, width=max(len(n) for n in selected))
     results: dict[str, EnvResult] = {}
     pending = list(selected)

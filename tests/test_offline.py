@@ -82,7 +82,7 @@ def test_validate_offline_passes_and_touches_nothing(offline_project):
     before = snapshot(offline_project / "terraform")
     result = run(offline_project, "validate", "app", "--offline")
     assert result.exit_code == 0, result.output
-    assert "app: valid (offline preview)" in result.output
+    assert "app: valid: offline preview" in result.output
     assert "offline stand-in" in result.output
     assert snapshot(offline_project / "terraform") == before
 
@@ -122,7 +122,7 @@ def test_validate_offline_reports_terraforms_own_message(offline_project, mistak
     output = flat(result.output)
     assert message in output
     assert re.search(rf"{re.escape(path.name)} line {line}\b", output), result.output
-    assert "invalid (offline preview)" in output
+    assert "failed validation (offline preview): app" in output
 
 
 def test_plan_offline_writes_a_real_plan(offline_project, tmp_path):

@@ -80,7 +80,7 @@ def test_validate_all_offline(repo):
     assert result.exit_code == 0, result.output
     config_envs = ("devops", "data", "dev", "staging", "prod", "roles-dev", "roles-staging", "roles-prod", "roles-data")
     for name in config_envs:
-        assert f"{name}: valid (offline preview)" in result.output
+        assert f"{name}: valid: offline preview" in result.output
 
 
 @pytest.mark.parametrize("env", PLANNED)
