@@ -8,6 +8,7 @@ tfvars read back as JSON, backend configs read back by Terraform's own HCL parse
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -192,7 +193,8 @@ def test_hostile_config_paths(path):
     with tempfile.TemporaryDirectory() as scratch:
         project = Project(scratch)
         runner = CliRunner()
-        with runner.isolated_filesystem(temp_dir=project.root):  # "" means ./mlcicd.yaml
+        # A working directory inside the project: "" means ./mlcicd.yaml.
+        with tempfile.TemporaryDirectory(dir=project.root) as cwd, contextlib.chdir(cwd):
             result = runner.invoke(main, ["--config", path, "render", "--all"], env={"MLCICD_CONFIG": None})
         assert result.exit_code == 2, (result.output, result.exception)
         assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
