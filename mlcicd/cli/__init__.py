@@ -1,0 +1,163 @@
+"""The `mlcicd` command line: the group, the per-invocation State, the options commands share.
+
+The commands live beside this file, one module per concern: deploy_commands (render, plan,
+apply and the rest of the Terraform work), backend_commands (bootstrap, connect) and
+stage_commands (review and the pipeline stages). Each command parses its arguments, builds
+typed objects and calls one function of the module that owns the concern. Errors from the
+library (MlcicdError) become a message on stderr and the error's exit code here, in
+handle_errors, and only here. Heavy modules are imported inside commands so that
+`mlcicd --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from dataclasses import dataclass
+from functools import cached_property, wraps
+from typing import TYPE_CHECKING
+
+import click
+
+from mlcicd import __version__
+
+if TYPE_CHECKING:
+    from mlcicd.config import Config, Environment
+    from mlcicd.deploy import Workspace
+    from mlcicd.runtime import Runtime
+
+
+@dataclass
+class State:
+    """Per-invocation state: the config path, loaded lazily, once."""
+
+    config_option: str | None
+
+    @cached_property
+    def runtime(self) -> Runtime:
+        from mlcicd.runtime import Runtime
+
+        return Runtime.from_environ()
+
+    @cached_property
+    def config(self) -> Config:
+        from mlcicd import config
+
+        return config.load(config.resolve_path(self.config_option, self.runtime.environ))
+
+    def env(self, name: str) -> Environment:
+        return self.config.env(name)
+
+    def workspace(self, name: str) -> Workspace:
+        from mlcicd.deploy import Workspace
+
+        return Workspace(self.config, self.env(name), self.runtime, color=use_color())
+
+
+def use_color() -> bool:
+    return sys.stdout.isatty()
+
+
+def handle_errors(func):
+    """Turn MlcicdError into a message and its exit code; never a traceback for user mistakes."""
+
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        from mlcicd.errors import MlcicdError
+
+        try:
+            return func(*args, **kwargs)
+        except MlcicdError as exc:
+            click.secho(f"Error: {exc}", err=True, fg="red")
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.secho("Interrupted.", err=True, fg="red")
+            sys.exit(130)
+
+    return wrapper
+
+
+pass_state = click.make_pass_decorator(State)
+env_argument = click.argument("env", metavar="ENV")
+allow_pending_option = click.option(
+    "--allow-pending-connection", "allow_pending", is_flag=True,
+    help="Plan/apply a pipeline although its GitHub connection is not AVAILABLE (CI refuses otherwise).")
+
+
+
+def run_many(state: State, chosen: list[str], parallelism: int, grouped: bool, task, reverse: bool = False,
+              ordered: bool = True):
+    """Run a per-environment task over the chosen environments and print the collected report."""
+    from mlcicd import orchestrate
+    from mlcicd.terraform import forwarding_interrupts
+
+    def write(text: str, is_err: bool) -> None:
+        click.echo(text, err=is_err)
+
+    with forwarding_interrupts(write):
+        report = orchestrate.run_all(state.config.environments, chosen, task, parallelism=parallelism,
+                                     write=write, grouped=grouped, reverse=reverse, ordered=ordered)
+    click.echo("")
+    for result in report.results:
+        click.echo(result.line())
+    return report
+
+
+many_options = [
+    click.argument("envs", nargs=-1, metavar="[ENV]..."),
+    click.option("--all", "all_", is_flag=True, help="Every environment in the config, in dependency order."),
+    click.option("-j", "--parallelism", type=click.IntRange(min=1), default=4, show_default=True,
+                 help="Environments run at once (dependencies are always respected)."),
+    click.option("--group", "grouped", is_flag=True,
+                 help="Print each environment's output as one block when it ends, not prefixed lines."),
+]
+
+
+def with_many_options(func):
+    """ENV..., --all, -j/--parallelism and --group: one environment, several, or all of them."""
+    for option in reversed(many_options):
+        func = option(func)
+    return func
+
+
+def chosen_envs(state: State, envs: tuple[str, ...], all_: bool) -> list[str]:
+    from mlcicd import orchestrate
+
+    return orchestrate.select(state.config, envs, all_)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "config_option", metavar="PATH", envvar="MLCICD_CONFIG",
+              help="Config file (default: ./mlcicd.yaml, or $MLCICD_CONFIG).")
+@click.version_option(__version__, prog_name="mlcicd")
+@click.pass_context
+def main(ctx: click.Context, config_option: str | None) -> None:
+    """CI/CD for machine-learning pipelines on AWS, declared in Terraform.
+
+    \b
+    First deployment, in order:
+      mlcicd bootstrap          state bucket (and lock) in the devops account
+      mlcicd connect --wait     GitHub connection; finish the handshake in the console
+      mlcicd apply roles-...    account roles, with an administrator's credentials
+      mlcicd apply devops       the pipeline; later changes arrive by `git push`
+
+    \b
+    Try first, with no AWS account (an offline preview):
+      mlcicd validate --all --offline   Terraform's validate against the real aws schema
+      mlcicd plan staging --offline     the plan of staging; nothing can be applied
+
+    \b
+    Everyday:
+      mlcicd plan staging --out plan/   plan into a reviewable plan directory
+      mlcicd apply staging --plan plan/ apply exactly that plan
+
+    Exit codes: 0 ok, 1 operation failed, 2 bad usage or config, 3 blocked by a review gate.
+    """
+    # A SIGTERM (e.g. a CodeBuild timeout) ends mlcicd like Ctrl-C: cleanly, exit 130. While
+    # Terraform runs, the runner forwards it to Terraform as an interrupt instead.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    ctx.obj = State(config_option)
+
+
+# Registering the commands: these modules add themselves to `main`.
+from mlcicd.cli import backend_commands, deploy_commands, stage_commands  # noqa: E402, F401

@@ -1,0 +1,364 @@
+"""Terraform work per environment: render, init, plan, apply, destroy, output, force-unlock,
+validate, drift, and the module docs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from mlcicd.cli import (
+    State,
+    allow_pending_option,
+    chosen_envs,
+    env_argument,
+    handle_errors,
+    main,
+    pass_state,
+    run_many,
+    use_color,
+    with_many_options,
+)
+from mlcicd.cli.backend_commands import connection_gate
+
+if TYPE_CHECKING:
+    from mlcicd.deploy import PlanOutcome
+
+
+
+@main.command()
+@click.argument("envs", nargs=-1, metavar="[ENV]...")
+@click.option("--all", "all_", is_flag=True, help="Render every environment in the config.")
+@pass_state
+@handle_errors
+def render(state: State, envs: tuple[str, ...], all_: bool) -> None:
+    """Write each environment's tfvars and backend config under .mlcicd/ENV/."""
+    from mlcicd import render as renderer
+    from mlcicd.errors import UsageError
+
+    if not envs and not all_:
+        raise UsageError("name an environment or pass --all")
+    names = list(state.config.environments) if all_ else list(envs)
+    for name in names:
+        result = renderer.render(state.config, state.env(name), state.runtime)
+        verb = "rendered" if result.changed else "unchanged"
+        click.echo(f"{name}: {verb} {result.tfvars} {result.backend}")
+
+
+@main.command()
+@env_argument
+@click.option("--reconfigure", is_flag=True, help="Run init even if nothing changed.")
+@pass_state
+@handle_errors
+def init(state: State, env: str, reconfigure: bool) -> None:
+    """Render ENV's files and run `terraform init` with the rendered backend."""
+    ran = state.workspace(env).init(force=reconfigure)
+    click.echo(f"{env}: initialised" if ran else f"{env}: already initialised (backend unchanged)")
+
+
+@main.command()
+@with_many_options
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Plan directory to write (default .mlcicd/ENV/plan); with several environments, DIR/ENV.")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
+@click.option("--destroy", is_flag=True, help="Plan to destroy everything in ENV.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@allow_pending_option
+@click.option("--offline", is_flag=True,
+              help="Offline preview: no AWS credentials, network or state backend; the plan cannot be applied.")
+@pass_state
+@handle_errors
+def plan(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool, out: Path | None,
+         detailed_exitcode: bool, destroy: bool, as_json: bool, allow_pending: bool, offline: bool) -> None:
+    """Plan ENV into a plan directory: binary plan, plan.json, summary and manifest.
+
+    The directory is what `apply ENV --plan DIR` applies, exactly, after checking it.
+    plan.json holds sensitive values in clear and is written readable by the owner only.
+    With several environments (or --all) independent ones plan in parallel and a
+    one-line-per-environment report ends the run.
+    """
+    if all_ or len(envs) != 1:
+        _plan_many(state, chosen_envs(state, envs, all_), parallelism, grouped, out, detailed_exitcode,
+                   destroy, as_json, allow_pending, offline)
+        return
+    env = envs[0]
+    if offline:
+        outcome = _offline_plan(state, env, out, destroy)
+        _print_outcome(outcome, as_json)
+        if not as_json:
+            from mlcicd.offline import preview
+
+            click.secho(preview.banner(env), fg="yellow")
+        if detailed_exitcode and outcome.has_changes:
+            sys.exit(2)
+        return
+    if not destroy:
+        connection_gate(state, env, allow_pending)
+    outcome = state.workspace(env).plan(out, destroy=destroy)
+    _print_outcome(outcome, as_json)
+    if detailed_exitcode and outcome.has_changes:
+        sys.exit(2)
+
+
+@main.command()
+@with_many_options
+@click.option("--plan", "plan_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Apply exactly this reviewed plan directory.")
+@click.option("--auto-approve", is_flag=True, help="Plan and apply without asking.")
+@allow_pending_option
+@pass_state
+@handle_errors
+def apply(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool,
+          plan_dir: Path | None, auto_approve: bool, allow_pending: bool) -> None:
+    """Apply a reviewed plan (--plan DIR), or plan, confirm and apply.
+
+    Without --plan, the plan summary is shown and you are asked to confirm; a
+    non-interactive session must pass --auto-approve or --plan instead. Several
+    environments (or --all) need --auto-approve and apply in dependency order.
+    """
+    from mlcicd.errors import UsageError
+
+    if all_ or len(envs) != 1:
+        if plan_dir is not None or not auto_approve:
+            raise UsageError("applying several environments needs --auto-approve (and no --plan)")
+        chosen = chosen_envs(state, envs, all_)
+        for name in chosen:
+            connection_gate(state, name, allow_pending)
+        _exit_for(run_many(state, chosen, parallelism, grouped, _apply_task(state, destroy=False)))
+        return
+    env = envs[0]
+    connection_gate(state, env, allow_pending)
+    workspace = state.workspace(env)
+    if plan_dir is not None:
+        if auto_approve:
+            raise UsageError("--plan applies a reviewed plan; --auto-approve does not apply to it")
+        manifest = workspace.apply_plan(plan_dir)
+        click.echo(f"{env}: applied plan {manifest.plan_sha256[:12]}")
+        return
+    _require_interactive(state, auto_approve, "apply")
+    outcome = workspace.apply(auto_approve=auto_approve, confirm=_confirm("Apply"))
+    _report_apply(env, outcome)
+
+
+@main.command()
+@with_many_options
+@click.option("--auto-approve", is_flag=True, help="Destroy without asking.")
+@pass_state
+@handle_errors
+def destroy(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool,
+            auto_approve: bool) -> None:
+    """Destroy everything Terraform manages in ENV (plans first, shows what goes).
+
+    Several environments (or --all) need --auto-approve and go in reverse dependency order.
+    """
+    from mlcicd.errors import UsageError
+
+    if all_ or len(envs) != 1:
+        if not auto_approve:
+            raise UsageError("destroying several environments needs --auto-approve")
+        chosen = chosen_envs(state, envs, all_)
+        _exit_for(run_many(state, chosen, parallelism, grouped, _apply_task(state, destroy=True), reverse=True))
+        return
+    env = envs[0]
+    _require_interactive(state, auto_approve, "destroy")
+    outcome = state.workspace(env).destroy(auto_approve=auto_approve, confirm=_confirm("Destroy"))
+    _report_apply(env, outcome)
+
+
+@main.command()
+@env_argument
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="All outputs (or NAME) as JSON.")
+@pass_state
+@handle_errors
+def output(state: State, env: str, name: str | None, as_json: bool) -> None:
+    """Show ENV's Terraform outputs."""
+    click.echo(state.workspace(env).output(name, as_json=as_json))
+
+
+@main.command("force-unlock")
+@env_argument
+@click.argument("lock_id", metavar="LOCK_ID")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_state
+@handle_errors
+def force_unlock(state: State, env: str, lock_id: str, yes: bool) -> None:
+    """Release ENV's state lock LOCK_ID, left behind by a run that died.
+
+    Only do this when no other run is working on ENV: two runs writing one state corrupt it.
+    """
+    workspace = state.workspace(env)
+    if not yes:
+        _require_interactive(state, False, "force-unlock", flag="--yes")
+        click.confirm(f"Release lock {lock_id} on '{env}'? Make sure no other run is using it.",
+                      abort=True)
+    workspace.force_unlock(lock_id)
+    click.echo(f"{env}: lock {lock_id} released")
+
+
+def _plan_many(state: State, chosen: list[str], parallelism: int, grouped: bool, out: Path | None,
+               detailed_exitcode: bool, destroy: bool, as_json: bool, allow_pending: bool, offline: bool) -> None:
+    from mlcicd.errors import UsageError
+    from mlcicd.orchestrate import plan_task
+
+    if offline:
+        raise UsageError("--offline plans one environment at a time",
+                         hint="`mlcicd validate --all --offline` checks every environment offline")
+    if not destroy:
+        for name in chosen:
+            connection_gate(state, name, allow_pending)
+    task = plan_task(state.config, state.runtime, out.resolve() if out else None, destroy=destroy)
+    report = run_many(state, chosen, parallelism, grouped, task, reverse=destroy)
+    if as_json:
+        from dataclasses import asdict
+
+        click.echo(json.dumps([asdict(r) for r in report.results], indent=2))
+    if report.failed:
+        sys.exit(1)
+    if detailed_exitcode and any(r.status == "changes" for r in report.results):
+        sys.exit(2)
+
+
+def _apply_task(state: State, *, destroy: bool):
+    from mlcicd.orchestrate import apply_task
+
+    return apply_task(state.config, state.runtime, destroy=destroy)
+
+
+def _exit_for(report) -> None:
+    if report.failed:
+        sys.exit(1)
+
+
+def _print_outcome(outcome: PlanOutcome, as_json: bool) -> None:
+    if as_json:
+        from dataclasses import asdict
+
+        click.echo(json.dumps({**asdict(outcome.manifest), "plan_dir": str(outcome.plan_dir)},
+                              indent=2, sort_keys=True))
+        return
+    click.echo("")
+    click.echo(outcome.summary.rstrip())
+    click.echo(f"\nPlan directory: {outcome.plan_dir}")
+
+
+def _require_interactive(state: State, approved: bool, verb: str, flag: str = "--auto-approve") -> None:
+    from mlcicd.errors import UsageError
+
+    if not approved and not state.runtime.interactive:
+        raise UsageError(f"refusing to {verb} without confirmation in a non-interactive session",
+                         hint=f"pass {flag}" + (" or --plan DIR" if verb == "apply" else ""))
+
+
+def _confirm(verb: str):
+    def ask(outcome: PlanOutcome) -> bool:
+        click.echo(outcome.summary.rstrip())
+        return click.confirm(f"{verb} these changes?", default=False)
+
+    return ask
+
+
+def _report_apply(env: str, outcome: PlanOutcome | None) -> None:
+    if outcome is None:
+        click.echo(f"{env}: nothing applied (not confirmed)")
+        sys.exit(1)
+    if not outcome.has_changes:
+        click.echo(f"{env}: no changes")
+    else:
+        click.echo(f"applied: {outcome.summary.splitlines()[0]}")
+
+
+
+
+@main.command()
+@with_many_options
+@click.option("--offline", is_flag=True,
+              help="Use mlcicd's stand-in for hashicorp/aws (the real schema; no registry, AWS or network).")
+@pass_state
+@handle_errors
+def validate(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool,
+             offline: bool) -> None:
+    """Run `terraform validate` on each ENV: every argument, block and reference is checked
+    against the hashicorp/aws schema, and errors name the file and line.
+
+    Without a downloadable provider (no registry access), pass --offline.
+    """
+    from mlcicd.errors import TerraformError
+    from mlcicd.validate import validate_task
+
+    names = chosen_envs(state, envs, all_)
+    if offline:
+        from mlcicd.offline import preview
+
+        preview.require_extra()
+        click.secho(preview.banner(", ".join(names)), err=True, fg="yellow")
+    task = validate_task(state.config, state.runtime, offline=offline, color=use_color())
+    # Each environment's messages as one block: validate errors are read as a whole.
+    report = run_many(state, names, parallelism, True, task, ordered=False)
+    if report.failed:
+        failed = [r.env for r in report.failed]
+        raise TerraformError(f"{len(failed)} of {len(names)} environment(s) failed validation"
+                             f"{' (offline preview)' if offline else ''}: {', '.join(failed)}")
+
+
+def _offline_plan(state: State, env: str, out: Path | None, destroy: bool) -> PlanOutcome:
+    from mlcicd.offline import preview
+
+    preview.require_extra()
+    click.secho(preview.banner(env), err=True, fg="yellow")
+    with preview.workspace(state.config, state.env(env), state.runtime, color=use_color()) as workspace:
+        return workspace.plan(out, destroy=destroy)
+
+
+
+
+@main.command()
+@with_many_options
+@pass_state
+@handle_errors
+def drift(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool) -> None:
+    """Detect drift: a refresh-only plan per environment.
+
+    Exits 2 when any environment drifted (listing the drifted resources), 1 when any failed,
+    0 otherwise. Suited to a scheduled CodeBuild run.
+    """
+    from mlcicd.orchestrate import drift_task
+
+    report = run_many(state, chosen_envs(state, envs, all_), parallelism, grouped,
+                       drift_task(state.config, state.runtime))
+    if report.failed:
+        sys.exit(1)
+    if any(r.status == "drifted" for r in report.results):
+        sys.exit(2)
+
+
+
+
+@main.command()
+@click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path), default=Path("terraform"),
+              show_default=True, help="Directory holding the Terraform modules and environments.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if any README's tables are out of date.")
+@handle_errors
+def docs(root: Path, check: bool) -> None:
+    """Regenerate the Inputs/Outputs tables in every module's README.md.
+
+    The tables come from Terraform's own config loader, between the
+    BEGIN_MLCICD_DOCS/END_MLCICD_DOCS markers; the rest of each README is left alone.
+    """
+    from mlcicd import moduledoc
+    from mlcicd.errors import UsageError
+
+    if not root.is_dir():
+        raise UsageError(f"{root}: no such directory", hint="pass --dir DIR")
+    changed = moduledoc.document(root, check=check)
+    if check:
+        click.echo("module docs up to date")
+        return
+    for readme in changed:
+        click.echo(f"updated {readme}")
+    if not changed:
+        click.echo("module docs up to date")

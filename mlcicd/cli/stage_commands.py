@@ -1,0 +1,192 @@
+"""Plan review and the commands the pipeline stages run: review, run-pipeline, release,
+status, approve, reject."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mlcicd.cli import (
+    State,
+    env_argument,
+    handle_errors,
+    main,
+    pass_state,
+)
+
+
+@main.command()
+@click.argument("plan_path", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
+              show_default=True, help="How to print the review.")
+@click.option("--fail-on", "fail_on", metavar="KINDS", default="",
+              help="Exit 3 if the plan has any of these (comma-separated): destroy, replace, "
+                   "create-before-destroy, destructive, create, update, import, move, forget, drift, output, policy.")
+@click.option("--max-rows", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Rows per section before grouping/cutting (0: all). JSON is never cut.")
+@click.option("--checkov/--no-checkov", "checkov", default=None,
+              help="Run checkov on plan.json (default: when it is installed).")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Also write the review to FILE.")
+@click.option("--exports", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write PLAN_HEADLINE, PLAN_SHA256, counts and REVIEW_URL as shell exports (CodeBuild).")
+@pass_state
+@handle_errors
+def review(state: State, plan_path: Path, fmt: str, fail_on: str, max_rows: int, checkov: bool | None,
+           out: Path | None, exports: Path | None) -> None:
+    """Review a plan directory (or a plan.json): counts, destructive changes first, drift,
+    output changes, optional checkov findings. Sensitive values are never shown."""
+    from mlcicd import policy, review_format
+    from mlcicd import review as reviewer
+    from mlcicd.masking import Masker
+    from mlcicd.pipeline import build_console_url, write_exports
+
+    gates = reviewer.parse_gates(fail_on)
+    env, sha, plan = reviewer.load(plan_path)
+    masker = Masker.from_settings(state.config.masks, state.runtime.environ)
+    result = reviewer.build(env, plan, masker, sha)
+    if checkov or (checkov is None and policy.checkov_available()):
+        plan_json = plan_path / "plan.json" if plan_path.is_dir() else plan_path
+        result = result.with_policy(policy.run_checkov(plan_json, masker))
+    text = review_format.render(result, fmt, max_rows)
+    if out is not None:
+        from mlcicd.fsutil import atomic_write
+
+        atomic_write(out, text.encode())
+    if exports is not None:
+        url = build_console_url(state.runtime.environ.get("CODEBUILD_BUILD_ARN", ""))
+        write_exports(exports, reviewer.exports(result, review_url=url))
+    click.echo(text, nl=False)
+    reviewer.gate(result, gates)
+
+
+@main.command("run-pipeline")
+@env_argument
+@click.argument("kind", type=click.Choice(["training", "inference"]))
+@click.option("--wait", is_flag=True, help="Follow the execution until it ends; exit 1 if it fails.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=3600, show_default=True, metavar="SECONDS",
+              help="With --wait: give up after this long.")
+@click.option("--poll-interval", type=click.FloatRange(min=0), default=5, show_default=True, metavar="SECONDS",
+              help="First wait between polls; it grows to 60 s.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A pipeline parameter (repeatable).")
+@click.option("--pipeline-name", metavar="NAME", help="Default: PROJECT-ENV-KIND.")
+@click.option("--no-assume-role", is_flag=True, help="Use the current credentials, not ENV's pipeline-runner role.")
+@click.option("--check-output", is_flag=True, help="With --wait: assert the predictions exist and have the "
+              "expected shape.")
+@click.option("--expect-columns", metavar="A,B,...", default="", help="Columns the predictions must have.")
+@click.option("--expect-rows", type=click.IntRange(min=1), metavar="N", help="Rows the predictions must have.")
+@click.option("--predictions", metavar="S3URI", help="Where the predictions are (default: from the execution).")
+@click.option("--model-package", metavar="ARN", default="",
+              help="Run this registered model: its artefacts are passed as the ModelDataUri parameter.")
+@click.option("--output", "output_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Outputs as JSON (default .mlcicd/ENV/run-KIND.json).")
+@click.option("--exports", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Outputs as shell exports (MODEL_PACKAGE_ARN, ...) for CodeBuild.")
+@pass_state
+@handle_errors
+def run_pipeline(state: State, env: str, kind: str, wait: bool, timeout: float, poll_interval: float,
+                 params: tuple[str, ...], pipeline_name: str | None, no_assume_role: bool, check_output: bool,
+                 expect_columns: str, expect_rows: int | None, predictions: str | None, model_package: str,
+                 output_file: Path | None, exports: Path | None) -> None:
+    """Start ENV's SageMaker training or inference pipeline; with --wait, follow it to the end."""
+    from mlcicd import aws, sagemaker
+    from mlcicd.fsutil import atomic_write
+    from mlcicd.pipeline import write_exports
+
+    environment = state.env(env)
+    request = sagemaker.RunRequest(
+        pipeline=pipeline_name or sagemaker.pipeline_name(state.config, environment, kind), kind=kind,
+        params=sagemaker.parse_params(params), wait=wait, timeout=timeout, check_output=check_output,
+        expect_columns=tuple(c.strip() for c in expect_columns.split(",") if c.strip()),
+        expect_rows=expect_rows, predictions=predictions or "", model_package=model_package,
+    )
+    role = None if no_assume_role else state.config.runner_role_arn(environment)
+    session = aws.session(state.config, state.runtime, role_arn=role, session_name=f"mlcicd-{kind}")
+    out = output_file or state.config.workdir / env / f"run-{kind}.json"
+
+    def record(result: sagemaker.RunResult) -> None:
+        atomic_write(out, (json.dumps(result.to_dict(), indent=2) + "\n").encode())
+        if exports is not None:
+            write_exports(exports, result.exports())
+
+    result = sagemaker.run(
+        request, aws.client(state.config, state.runtime, "sagemaker", boto_session=session),
+        lambda: aws.client(state.config, state.runtime, "s3", boto_session=session),
+        poller=sagemaker.Poller(first=poll_interval, cap=max(60.0, poll_interval)), report=click.echo, record=record,
+    )
+    click.echo(f"{result.pipeline}: {result.status}"
+               + (f"; model package {result.model_package_arn}" if result.model_package_arn else ""))
+
+
+pipeline_option = click.option("--pipeline", "pipeline", metavar="NAME", help="Default: PROJECT-pipeline.")
+
+
+def _codepipeline(state: State, pipeline: str | None):
+    from mlcicd import aws
+    from mlcicd import pipeline as cp
+
+    return aws.client(state.config, state.runtime, "codepipeline"), pipeline or cp.pipeline_name(state.config)
+
+
+@main.command()
+@pipeline_option
+@pass_state
+@handle_errors
+def release(state: State, pipeline: str | None) -> None:
+    """Start the pipeline on the latest commit (the console's "Release change")."""
+    from mlcicd import pipeline as cp
+
+    client, name = _codepipeline(state, pipeline)
+    click.echo(f"{name}: started execution {cp.release(client, name)}")
+
+
+@main.command()
+@pipeline_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_state
+@handle_errors
+def status(state: State, pipeline: str | None, as_json: bool) -> None:
+    """Every stage and action of the pipeline with its status."""
+    from mlcicd import pipeline as cp
+
+    client, name = _codepipeline(state, pipeline)
+    current = cp.state(client, name)
+    click.echo(json.dumps(current.to_dict(), indent=2) if as_json else current.table(), nl=as_json)
+
+
+def _decide(state: State, pipeline: str | None, approve: bool, comment: str, action: str | None) -> None:
+    from mlcicd import pipeline as cp
+
+    client, name = _codepipeline(state, pipeline)
+    target = cp.decide(client, name, approve=approve, comment=comment, action=action)
+    click.echo(f"{name}: {'approved' if approve else 'rejected'} {target.stage}/{target.name}")
+
+
+def decision_options(func):
+    """--pipeline, --comment and --action, shared by approve and reject."""
+    func = click.option("--action", "action", metavar="STAGE/ACTION",
+                        help="Which approval, if several are pending.")(func)
+    func = click.option("--comment", default="", help="Recorded with the decision.")(func)
+    return pipeline_option(func)
+
+
+@main.command()
+@decision_options
+@pass_state
+@handle_errors
+def approve(state: State, pipeline: str | None, comment: str, action: str | None) -> None:
+    """Approve the pending manual approval (the prod deploy)."""
+    _decide(state, pipeline, True, comment, action)
+
+
+@main.command()
+@decision_options
+@pass_state
+@handle_errors
+def reject(state: State, pipeline: str | None, comment: str, action: str | None) -> None:
+    """Reject the pending manual approval; the execution stops there."""
+    _decide(state, pipeline, False, comment, action)
+
+
