@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,11 +23,13 @@ from mlcicd.errors import PlanRefused, TerraformError, UsageError
 from mlcicd.masking import Masker
 from mlcicd.runtime import Runtime
 from mlcicd.terraform import (
+    NeedsInit,
     Sink,
     Terraform,
     build_argv,
     default_cache_dir,
     error_excerpt,
+    raise_if_needs_init,
     resolve_executable,
     write_cli_config,
 )
@@ -145,9 +146,12 @@ class Workspace:
             "var_file": [str(rendered.tfvars)], "destroy": destroy, "refresh_only": refresh_only,
             "var": list(extra_vars), "out": str(tmp_plan), **self._color_flag(),
         })
-        try:
+        def run() -> None:
             with self._state_secrets_learned() as ready:
                 self._run_locked(argv, what=f"plan ({self.env.name})", ok=(0, 2), hold=ready)
+
+        try:
+            self._initialised_again_if_needed(run)
             tmp_plan.chmod(0o600)  # the binary plan holds variable values and state, secrets included
             tmp_plan.replace(plan_file)
         finally:
@@ -156,16 +160,15 @@ class Workspace:
                               what="show -json", capture=True)
         plandir.write_plan_json(plan_dir, shown.stdout)
         plan = plandir.PlanJSON.load(plan_dir / plandir.PLAN_JSON)
-        self.masker = self.masker.with_values(review.sensitive_strings(plan))
-        self.tf.masker = self.masker
-        summary = review_format.write(plan_dir, review.build(self.env.name, plan, self.masker,
-                                                             plandir.sha256_file(plan_file)))
+        self._mask(review.sensitive_strings(plan))
+        plan_sha256 = plandir.sha256_file(plan_file)
+        summary = review_format.write(plan_dir, review.build(self.env.name, plan, self.masker, plan_sha256))
         manifest = plandir.Manifest(
             format=plandir.FORMAT,
             project=self.config.project,
             env=self.env.name,
             account_id=self.env.account_id,
-            plan_sha256=plandir.sha256_file(plan_file),
+            plan_sha256=plan_sha256,
             terraform_version=plan.data.get("terraform_version") or self.terraform_version(),
             config_digest=self.config_digest(),
             has_changes=plan.has_changes,
@@ -186,12 +189,11 @@ class Workspace:
             config_digest=self.config_digest(),
         )
         if (plan_dir / plandir.PLAN_JSON).is_file():
-            plan = plandir.PlanJSON.load(plan_dir / plandir.PLAN_JSON)
-            self._mask([*review.sensitive_strings(plan),
-                        *masking.sensitive_state_values(plan.data.get("prior_state") or {})])
+            self._mask(review.sensitive_strings(plandir.PlanJSON.load(plan_dir / plandir.PLAN_JSON)))
         argv = build_argv("apply", {"input": "false", "lock_timeout": "0s", **self._color_flag()},
                           [str(plan_dir / plandir.PLAN_FILE)])
-        self._run_locked(argv, what=f"apply ({self.env.name})", stale_check=True)
+        self._initialised_again_if_needed(
+            lambda: self._run_locked(argv, what=f"apply ({self.env.name})", stale_check=True))
         return manifest
 
     def apply(self, *, auto_approve: bool, confirm: Callable[[PlanOutcome], bool],
@@ -225,10 +227,17 @@ class Workspace:
         argv = build_argv("force-unlock", {"force": True}, [lock_id])
         self.tf.check(argv, cwd=self.env.dir, what="force-unlock")
 
-    def clean(self) -> None:
-        shutil.rmtree(self.workdir / "tfdata", ignore_errors=True)
-
     # -- helpers -----------------------------------------------------------------------------
+
+    def _initialised_again_if_needed(self, run: Callable[[], None]) -> None:
+        """run(), and if Terraform asks for init, init and run() once more. The init stamp
+        covers the root module's files only; a module it calls can change what init must
+        install (a nested module, a provider)."""
+        try:
+            run()
+        except NeedsInit:
+            self.init(force=True)
+            run()
 
     @contextlib.contextmanager
     def _state_secrets_learned(self) -> Iterator[threading.Event]:
@@ -266,6 +275,7 @@ class Workspace:
         result = self.tf.run(argv, cwd=self.env.dir, hold=hold)
         if result.returncode in ok:
             return
+        raise_if_needs_init(result, what)
         lock = parse_lock_info(result.tail)
         if lock is not None and lock["id"] == "?":
             # Terraform lost the race for the lock but found no lock to describe: the holder

@@ -20,6 +20,7 @@ class Runtime:
     profile: str | None = None
     ci: bool = False
     interactive: bool = False
+    codebuild_build_arn: str = ""  # set inside CodeBuild: links a review to its build's console page
     environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
@@ -39,6 +40,7 @@ class Runtime:
             profile=env.get("AWS_PROFILE") or None,
             ci=ci,
             interactive=not ci and sys.stdin.isatty() and sys.stdout.isatty(),
+            codebuild_build_arn=env.get("CODEBUILD_BUILD_ARN", ""),
             environ=MappingProxyType(env),
         )
 

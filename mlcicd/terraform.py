@@ -122,7 +122,7 @@ class Terraform:
         return env
 
     def run(self, argv: Sequence[str], *, cwd: Path, capture: bool = False,
-            prefix: str = "", hold: threading.Event | None = None) -> Result:
+            hold: threading.Event | None = None) -> Result:
         """Run `terraform argv` in `cwd`. With capture=True stdout is returned, not printed, and
         not masked either (plan JSON must stay exact): the caller masks whatever it shows.
         With `hold`, output is read only once the event is set, so the masker can learn more
@@ -149,7 +149,7 @@ class Terraform:
                 if capture and not is_err:
                     captured.append(text)
                 else:
-                    sink(prefix + line, is_err)
+                    sink(line, is_err)
             stream.close()
 
         threads = [threading.Thread(target=pump, args=(proc.stdout, False), daemon=True),
@@ -176,10 +176,11 @@ class Terraform:
         return Result(returncode, "\n".join(captured), "\n".join(tail))
 
     def check(self, argv: Sequence[str], *, cwd: Path, what: str, capture: bool = False,
-              ok: Sequence[int] = (0,), prefix: str = "") -> Result:
+              ok: Sequence[int] = (0,)) -> Result:
         """run() and raise TerraformError unless the exit code is one of `ok`."""
-        result = self.run(argv, cwd=cwd, capture=capture, prefix=prefix)
+        result = self.run(argv, cwd=cwd, capture=capture)
         if result.returncode not in ok:
+            raise_if_needs_init(result, what)
             raise TerraformError(
                 f"terraform {what} failed (exit {result.returncode})" + error_excerpt(result.tail),
                 returncode=result.returncode,
@@ -232,6 +233,21 @@ class Terraform:
             return None
         key = hashlib.sha256(f"{target}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:24]
         return self.plugin_cache.parent / "versions" / key
+
+
+class NeedsInit(TerraformError):
+    """Terraform says the working directory must be initialised again (a module or provider
+    it needs is not installed)."""
+
+
+_NEEDS_INIT = re.compile(r"Module not installed|Required plugins are not installed|"
+                         r"Inconsistent dependency lock file|Module source has changed")
+
+
+def raise_if_needs_init(result: Result, what: str) -> None:
+    if _NEEDS_INIT.search(result.tail):
+        raise NeedsInit(f"terraform {what} failed: the working directory needs `terraform init`"
+                        + error_excerpt(result.tail), returncode=result.returncode)
 
 
 def write_cli_config(path: Path, plugin_cache: Path, extra: str = "") -> Path:

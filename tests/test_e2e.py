@@ -156,3 +156,19 @@ def test_second_apply_fails_naming_the_lock_and_state_stays_intact(project, aws_
     assert len(state["resources"]) == 3  # item, secret, hold: the first apply's result, intact
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="tfstate-test").get("Contents", [])]
     assert "app/terraform.tfstate.tflock" not in keys
+
+
+def test_a_module_that_gained_a_nested_module_is_initialised_again(project):
+    root = project / "terraform" / "app"
+    (root / "child").mkdir()
+    (root / "child" / "main.tf").write_text('resource "terraform_data" "c" {\n  input = "child"\n}\n')
+    (root / "modules.tf").write_text('module "child" {\n  source = "./child"\n}\n')
+    assert cli(project, "plan", "app").exit_code == 0
+    # Only the child changes: the root's files (and so the init stamp) stay the same.
+    (root / "grandchild").mkdir()
+    (root / "grandchild" / "main.tf").write_text('resource "terraform_data" "g" {\n  input = "grandchild"\n}\n')
+    with open(root / "child" / "main.tf", "a") as fh:
+        fh.write('module "grandchild" {\n  source = "../grandchild"\n}\n')
+    result = cli(project, "plan", "app")
+    assert result.exit_code == 0, result.output
+    assert "module.child.module.grandchild.terraform_data.g" in result.output

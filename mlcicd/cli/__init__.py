@@ -84,7 +84,6 @@ allow_pending_option = click.option(
     help="Plan/apply a pipeline although its GitHub connection is not AVAILABLE (CI refuses otherwise).")
 
 
-
 def run_many(state: State, chosen: list[str], parallelism: int, grouped: bool, task, reverse: bool = False,
               ordered: bool = True):
     """Run a per-environment task over the chosen environments and print the collected report."""

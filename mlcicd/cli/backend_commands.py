@@ -112,5 +112,3 @@ def connection_gate(state: State, env: str, allow_pending: bool) -> None:
     warning = pipeline_gate(state.config, state.runtime, state.env(env), allow_pending)
     if warning:
         click.secho(f"Warning: {warning}", err=True, fg="yellow")
-
-

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from mlcicd.deploy import PlanOutcome
 
 
-
 @main.command()
 @click.argument("envs", nargs=-1, metavar="[ENV]...")
 @click.option("--all", "all_", is_flag=True, help="Render every environment in the config.")
@@ -37,12 +36,8 @@ if TYPE_CHECKING:
 def render(state: State, envs: tuple[str, ...], all_: bool) -> None:
     """Write each environment's tfvars and backend config under .mlcicd/ENV/."""
     from mlcicd import render as renderer
-    from mlcicd.errors import UsageError
 
-    if not envs and not all_:
-        raise UsageError("name an environment or pass --all")
-    names = list(state.config.environments) if all_ else list(envs)
-    for name in names:
+    for name in chosen_envs(state, envs, all_):
         result = renderer.render(state.config, state.env(name), state.runtime)
         verb = "rendered" if result.changed else "unchanged"
         click.echo(f"{name}: {verb} {result.tfvars} {result.backend}")
@@ -88,18 +83,15 @@ def plan(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grou
     env = envs[0]
     if offline:
         outcome = _offline_plan(state, env, out, destroy)
-        _print_outcome(outcome, as_json)
-        if not as_json:
-            from mlcicd.offline import preview
-
-            click.secho(preview.banner(env), fg="yellow")
-        if detailed_exitcode and outcome.has_changes:
-            sys.exit(2)
-        return
-    if not destroy:
-        connection_gate(state, env, allow_pending)
-    outcome = state.workspace(env).plan(out, destroy=destroy)
+    else:
+        if not destroy:
+            connection_gate(state, env, allow_pending)
+        outcome = state.workspace(env).plan(out, destroy=destroy)
     _print_outcome(outcome, as_json)
+    if offline and not as_json:
+        from mlcicd.offline import preview
+
+        click.secho(preview.banner(env), fg="yellow")
     if detailed_exitcode and outcome.has_changes:
         sys.exit(2)
 
@@ -272,8 +264,6 @@ def _report_apply(env: str, outcome: PlanOutcome | None) -> None:
         click.echo(f"applied: {outcome.summary.splitlines()[0]}")
 
 
-
-
 @main.command()
 @with_many_options
 @click.option("--offline", is_flag=True,
@@ -314,8 +304,6 @@ def _offline_plan(state: State, env: str, out: Path | None, destroy: bool) -> Pl
         return workspace.plan(out, destroy=destroy)
 
 
-
-
 @main.command()
 @with_many_options
 @pass_state
@@ -334,8 +322,6 @@ def drift(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, gro
         sys.exit(1)
     if any(r.status == "drifted" for r in report.results):
         sys.exit(2)
-
-
 
 
 @main.command()

@@ -56,7 +56,7 @@ def review(state: State, plan_path: Path, fmt: str, fail_on: str, max_rows: int,
 
         atomic_write(out, text.encode())
     if exports is not None:
-        url = build_console_url(state.runtime.environ.get("CODEBUILD_BUILD_ARN", ""))
+        url = build_console_url(state.runtime.codebuild_build_arn)
         write_exports(exports, reviewer.exports(result, review_url=url))
     click.echo(text, nl=False)
     reviewer.gate(result, gates)
