@@ -162,7 +162,8 @@ class Workspace:
         plan = plandir.PlanJSON.load(plan_dir / plandir.PLAN_JSON)
         self._mask(review.sensitive_strings(plan))
         plan_sha256 = plandir.sha256_file(plan_file)
-        summary = review_format.write(plan_dir, review.build(self.env.name, plan, self.masker, plan_sha256))
+        built = review.build(self.env.name, plan, self.masker, plan_sha256)
+        summary = review_format.write(plan_dir, built)
         manifest = plandir.Manifest(
             format=plandir.FORMAT,
             project=self.config.project,
@@ -171,8 +172,8 @@ class Workspace:
             plan_sha256=plan_sha256,
             terraform_version=plan.data.get("terraform_version") or self.terraform_version(),
             config_digest=self.config_digest(),
-            has_changes=plan.has_changes,
-            counts=plan.counts(),
+            has_changes=built.has_changes,
+            counts=built.counts,
         )
         plandir.write_manifest(plan_dir, manifest)
         return PlanOutcome(plan_dir, manifest, summary)

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -129,24 +128,6 @@ class ResourceChange:
     def actions(self) -> tuple[str, ...]:
         return tuple(self.raw.get("change", {}).get("actions", ()))
 
-    @property
-    def action(self) -> str:
-        """One word: create, update, delete, replace (delete-before-create),
-        create-before-destroy, read, no-op; 'import' and 'move' when that is all that happens."""
-        actions = self.actions
-        change = self.raw.get("change", {})
-        if actions == ("delete", "create"):
-            return "replace"
-        if actions == ("create", "delete"):
-            return "create-before-destroy"
-        if actions == ("no-op",) or actions == ():
-            if change.get("importing"):
-                return "import"
-            if self.raw.get("previous_address"):
-                return "move"
-            return "no-op"
-        return actions[0]
-
 
 @dataclass(frozen=True)
 class PlanJSON:
@@ -167,22 +148,12 @@ class PlanJSON:
     def resource_drift(self) -> dict[str, ResourceChange]:
         return {rc["address"]: ResourceChange(rc) for rc in self.data.get("resource_drift", ())}
 
-    def changes(self) -> Iterator[ResourceChange]:
-        return (rc for rc in self.resource_changes.values() if rc.action not in ("no-op", "read"))
-
-    def counts(self) -> dict[str, int]:
-        return dict(sorted(Counter(rc.action for rc in self.changes()).items()))
-
     @property
     def output_changes(self) -> dict[str, Any]:
         return {
             name: oc for name, oc in self.data.get("output_changes", {}).items()
             if tuple(oc.get("actions", ())) != ("no-op",)
         }
-
-    @property
-    def has_changes(self) -> bool:
-        return any(True for _ in self.changes()) or bool(self.output_changes)
 
     def sensitive_values(self) -> list[str]:
         """String values Terraform marks sensitive (variables and outputs) — to mask in output."""

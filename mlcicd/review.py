@@ -129,6 +129,11 @@ class Review:
         return {a: len(es) for a, es in self.sections.items() if es}
 
     @property
+    def has_changes(self) -> bool:
+        """Whether applying the plan would do anything: a resource action or an output change."""
+        return bool(self.counts or self.outputs)
+
+    @property
     def headline(self) -> str:
         parts = [f"{n} to {a}" for a, n in self.counts.items()]
         if self.outputs:
@@ -194,7 +199,7 @@ def build(env: str, plan: plandir.PlanJSON, masker: Masker, plan_sha256: str = "
     for rc in plan.resource_changes.values():
         for action in _review_actions(rc):
             sections[action].append(_entry(rc, action, masker))
-    drift = tuple(_entry(rc, "destroy" if rc.action == "delete" else "update", masker)
+    drift = tuple(_entry(rc, "destroy" if rc.actions == ("delete",) else "update", masker)
                   for rc in plan.resource_drift.values())
     outputs = tuple(
         OutputChange(masker(name), _output_action(oc.get("actions", ())),
