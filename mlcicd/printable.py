@@ -1,0 +1,25 @@
+"""Text from outside (plan values, names, AWS and Terraform messages) made safe to print.
+
+A terminal obeys escape sequences, and a review shown to an approver must not be reordered by
+bidirectional-override characters. Every control character (C0, DEL, C1) and every bidi or
+zero-width formatting character is shown as a visible escape: `\\x1b`, `\\u202e`.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 and C1 controls, DEL, and the Unicode formatting characters that change the order or
+# visibility of text (bidi embeddings/overrides/isolates, marks, zero-width, BOM).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_UNSAFE_ONE_LINE = re.compile(_UNSAFE.pattern[:-1] + "\n\t]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape(text: str, *, one_line: bool = False) -> str:
+    """`text` with unsafe characters shown as escapes; newlines and tabs kept unless `one_line`."""
+    return (_UNSAFE_ONE_LINE if one_line else _UNSAFE).sub(_escaped, text)
