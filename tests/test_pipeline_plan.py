@@ -229,7 +229,8 @@ def test_pull_requests_start_a_preview_project_never_the_pipeline(plan):
     preview = project(plan, 'readonly["pr"]')
     source = preview["source"][0]
     assert source["type"] == "GITHUB" and source["location"] == "https://github.com/acme/ml-models.git"
-    assert source["auth"][0] == {"type": "CODECONNECTIONS", "resource": f"arn:aws:codeconnections:us-east-1:{ACCOUNT}:connection/offline-preview"}
+    connection = f"arn:aws:codeconnections:us-east-1:{ACCOUNT}:connection/offline-preview"
+    assert source["auth"][0] == {"type": "CODECONNECTIONS", "resource": connection}
     assert source["git_clone_depth"] == 0  # --changed needs the merge base
     env = project_env(preview)
     assert env["MLCICD_ACTION"] == "pr" and env["MLCICD_ROLE"] == "plan"
@@ -291,7 +292,8 @@ def test_drift_runs_on_the_configured_schedule_and_notifies_the_topic(plan):
     assert "TOPIC_ARN" in env
     assert drift["source_version"] == "refs/heads/main"
     assert 'mlcicd drift --all --notify-topic "${TOPIC_ARN:?' in branch_of(script(), "drift")
-    notify = [s for s in data_statements(plan, 'aws_iam_policy_document.readonly["drift"]') if s["sid"] == "NotifyDrift"]
+    drift_policy = data_statements(plan, 'aws_iam_policy_document.readonly["drift"]')
+    notify = [s for s in drift_policy if s["sid"] == "NotifyDrift"]
     assert notify and notify[0]["actions"] == ["sns:Publish"]
 
 
