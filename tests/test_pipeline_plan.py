@@ -318,3 +318,27 @@ def test_every_project_caches_pip_and_terraform_plugins_in_its_own_place(plan):
         assert "module.artifacts.id" in refs["location"]["references"]
         locations[rc["index"]] = rc
     assert set(locations) == {"build", "train", "test", "plan-prod", "deploy", "pr", "drift"}
+
+
+PIPELINE_ACTIONS = {"build": "PlanReviewApplyStaging", "train": "TrainInStaging", "test": "InferenceInStaging",
+                    "plan-prod": "PlanProd", "deploy": "ApplyReviewedProdPlan"}
+
+
+def test_every_variable_an_action_requires_is_given_to_it(plan):
+    """Each `${VAR:?}` in a buildspec branch comes from the spec, from CodeBuild itself, from
+    the action's CodePipeline configuration or from its project (for pr, from the webhook)."""
+    spec = buildspec()
+    body = script()
+    projects = {rc["index"]: rc["change"]["after"] for rc in planned(plan, "aws_codebuild_project")}
+    checked = 0
+    for name in sorted(PIPELINE_ACTIONS.keys() | {"pr", "drift"}):
+        given = set(spec["env"]["variables"]) | {"AWS_REGION"} | set(project_env(projects[name]))
+        if name in PIPELINE_ACTIONS:
+            assert action_env(plan, PIPELINE_ACTIONS[name])["MLCICD_ACTION"] == name
+            given |= set(action_env(plan, PIPELINE_ACTIONS[name]))
+        webhook = name == "pr"
+        for variable in re.findall(r"\$\{([A-Z_][A-Z0-9_]*):\?", branch_of(body, name)):
+            checked += 1
+            assert variable in given or (webhook and variable.startswith("CODEBUILD_WEBHOOK_")), \
+                f"the {name} action requires {variable}, which nothing gives it"
+    assert checked >= 6
