@@ -53,14 +53,11 @@ def offline(tmp_path_factory):
         yield tmp_path_factory
 
 
-def _repo_copy(factory, drift: str | None = "keep") -> Path:
+def _repo_copy(factory, extra: str = "") -> Path:
     root = factory.mktemp("repo")
     shutil.copytree(REPO / "terraform", root / "terraform", ignore=shutil.ignore_patterns(".terraform"))
     shutil.copytree(REPO / "ml", root / "ml", ignore=shutil.ignore_patterns("__pycache__"))
-    text = (REPO / "mlcicd.yaml").read_text()
-    if drift != "keep":
-        text += f"\ndrift: {{schedule: {json.dumps(drift)}}}\n"
-    (root / "mlcicd.yaml").write_text(text)
+    (root / "mlcicd.yaml").write_text((REPO / "mlcicd.yaml").read_text() + extra)
     return root
 
 
@@ -297,11 +294,22 @@ def test_drift_runs_on_the_configured_schedule_and_notifies_the_topic(plan):
     assert notify and notify[0]["actions"] == ["sns:Publish"]
 
 
-def test_drift_schedule_null_in_mlcicd_yaml_turns_it_off(offline):
-    quiet = _plan(_repo_copy(offline, drift=None))
-    kinds = {rc["address"] for rc in quiet["resource_changes"]}
-    assert not [a for a in kinds if "drift" in a], sorted(a for a in kinds if "drift" in a)
-    assert planned(quiet, "aws_codebuild_webhook")  # the PR preview stays
+SECRET = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:demo-github-token-AbCdEf"
+
+
+def test_drift_off_and_a_github_token_secret_from_mlcicd_yaml(offline):
+    """`drift: {schedule: null}` removes the schedule; the token secret given through devops'
+    vars reaches the preview as a secrets-manager variable, readable by the preview role only."""
+    text = f"  devops:\n    vars: {{github_token_secret_arn: {json.dumps(SECRET)}}}\ndrift: {{schedule: null}}\n"
+    other = _plan(_repo_copy(offline, text))
+    addresses = {rc["address"] for rc in other["resource_changes"]}
+    assert not [a for a in addresses if "drift" in a], sorted(a for a in addresses if "drift" in a)
+    assert planned(other, "aws_codebuild_webhook")  # the PR preview stays
+    preview = project(other, 'readonly["pr"]')["environment"][0]["environment_variable"]
+    token = next(v for v in preview if v["name"] == "GITHUB_TOKEN")
+    assert (token["type"], token["value"]) == ("SECRETS_MANAGER", SECRET)
+    statements = data_statements(other, 'aws_iam_policy_document.readonly["pr"]')
+    assert [s["resources"] for s in statements if "secretsmanager:GetSecretValue" in s["actions"]] == [[SECRET]]
 
 
 def test_every_project_caches_pip_and_terraform_plugins_in_its_own_place(plan):
