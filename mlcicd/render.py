@@ -92,16 +92,22 @@ def recorded_connection_arn(config: Config) -> str:
 
 
 ROLES = ("deploy", "plan")
+# The environments account-roles gives a read-only plan role (PROJECT-ENV-plan).
+PLAN_ROLE_TARGETS = ("dev", "staging", "prod", "data")
 
 
 def assume_role_arn(config: Config, env: Environment, role: str = "deploy") -> str:
     """The role Terraform's provider assumes for this env; empty when it runs as the caller.
-    With role "plan" (pull-request previews, drift) it is the account's read-only plan role,
-    for every environment: those CodeBuild projects may assume nothing else."""
+    With role "plan" (pull-request previews, drift) it is the read-only plan role of the
+    environment's account role, for every environment: those CodeBuild projects may assume
+    nothing else."""
     if role not in ROLES:
         raise UsageError(f"MLCICD_ROLE={role!r} is not a role mlcicd assumes", hint="use deploy or plan")
     if role == "plan":
-        return f"arn:aws:iam::{env.account_id}:role/{config.project}-plan"
+        if env.account_role not in PLAN_ROLE_TARGETS:
+            raise UsageError(f"environment '{env.name}' has no read-only plan role to plan it with",
+                             hint="plan roles exist for the dev, staging, prod and data accounts' environments")
+        return f"arn:aws:iam::{env.account_id}:role/{config.project}-{env.account_role}-plan"
     if not env.assume_role or env.account_role == "devops":
         return ""
     return config.deploy_role_arn(env)

@@ -62,8 +62,10 @@ def test_plan_role_is_assumed_in_every_account_with_mlcicd_role_plan(tmp_path):
     deploy = {name: tfvars(cfg, name)["assume_role_arn"] for name in ("devops", "data", "staging")}
     assert deploy == {"devops": "", "data": "", "staging": "arn:aws:iam::333333333333:role/demo-staging-deploy"}
     plan_runtime = Runtime.from_environ({"MLCICD_ROLE": "plan"})
-    for name in ("devops", "data", "staging", "prod"):
+    for name in ("data", "staging", "prod"):
         account = cfg.env(name).account_id
-        assert tfvars(cfg, name, plan_runtime)["assume_role_arn"] == f"arn:aws:iam::{account}:role/demo-plan"
+        assert tfvars(cfg, name, plan_runtime)["assume_role_arn"] == f"arn:aws:iam::{account}:role/demo-{name}-plan"
+    with pytest.raises(UsageError, match="'devops' has no read-only plan role"):
+        tfvars(cfg, "devops", plan_runtime)
     with pytest.raises(UsageError, match="MLCICD_ROLE='admin'"):
         tfvars(cfg, "staging", Runtime.from_environ({"MLCICD_ROLE": "admin"}))

@@ -204,7 +204,7 @@ def project_env(after: dict) -> dict[str, str | None]:
     return {v["name"]: v.get("value") for v in variables}
 
 
-PLAN_ROLE = re.compile(rf"^arn:aws:iam::{ACCOUNT}:role/{PROJECT}-plan$")
+PLAN_ROLE = re.compile(rf"^arn:aws:iam::{ACCOUNT}:role/{PROJECT}-(dev|staging|prod|data)-plan$")
 # What the read-only projects may write: the state lock, their own cache, their logs.
 READONLY_WRITES = {"s3:PutObject", "s3:DeleteObject", "logs:CreateLogStream", "logs:PutLogEvents"}
 

@@ -1,15 +1,16 @@
 # The two CodeBuild projects that only ever read: the pull-request preview (plans the changed
 # environments and posts the review on the pull request) and the scheduled drift check. Neither
 # is part of the pipeline, so no stage that applies can follow them. Each has its own role that
-# may assume only the read-only plan role of each account (`PROJECT-plan`), never a deploy or
-# runner role, and its own cache prefix, so a pull request cannot poison the caches the
-# deploying projects read.
+# may assume only the read-only plan roles of the target environments (`PROJECT-ENV-plan`, made
+# by account-roles), never a deploy or runner role, and its own cache prefix, so a pull request
+# cannot poison the caches the deploying projects read.
 data "aws_partition" "current" {}
 
 locals {
-  partition = data.aws_partition.current.partition
-
-  plan_role_arns = [for account in sort(distinct(values(var.accounts))) : "arn:${local.partition}:iam::${account}:role/${var.project}-plan"]
+  plan_role_arns = [
+    for env in ["dev", "staging", "prod", "data"] :
+    "arn:${data.aws_partition.current.partition}:iam::${var.accounts[env]}:role/${var.project}-${env}-plan"
+  ]
 
   readonly = {
     for action, spec in {
@@ -72,26 +73,26 @@ data "aws_iam_policy_document" "readonly" {
   statement {
     sid       = "ReadState"
     actions   = ["s3:ListBucket", "s3:GetBucketVersioning"]
-    resources = ["arn:${local.partition}:s3:::${var.state_bucket}"]
+    resources = ["arn:${data.aws_partition.current.partition}:s3:::${var.state_bucket}"]
   }
 
   statement {
     sid       = "ReadStateObjects"
     actions   = ["s3:GetObject"]
-    resources = ["arn:${local.partition}:s3:::${var.state_bucket}/*"]
+    resources = ["arn:${data.aws_partition.current.partition}:s3:::${var.state_bucket}/*"]
   }
 
   # Plans take the S3-native state lock; the lock file is the only object written.
   statement {
     sid       = "StateLock"
     actions   = ["s3:PutObject", "s3:DeleteObject"]
-    resources = ["arn:${local.partition}:s3:::${var.state_bucket}/*.tflock"]
+    resources = ["arn:${data.aws_partition.current.partition}:s3:::${var.state_bucket}/*.tflock"]
   }
 
   statement {
     sid       = "StateKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
-    resources = ["arn:${local.partition}:kms:${var.region}:${local.account}:key/*"]
+    resources = ["arn:${data.aws_partition.current.partition}:kms:${var.region}:${local.account}:key/*"]
 
     condition {
       test     = "StringEquals"
