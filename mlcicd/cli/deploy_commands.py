@@ -183,13 +183,16 @@ def force_unlock(state: State, env: str, lock_id: str, yes: bool) -> None:
 
     Only do this when no other run is working on ENV: two runs writing one state corrupt it.
     """
+    from mlcicd.printable import escape
+
     workspace = state.workspace(env)
+    shown = escape(lock_id, one_line=True)
     if not yes:
         _require_interactive(state, False, "force-unlock", flag="--yes")
-        click.confirm(f"Release lock {lock_id} on '{env}'? Make sure no other run is using it.",
+        click.confirm(f"Release lock {shown} on '{env}'? Make sure no other run is using it.",
                       abort=True)
     workspace.force_unlock(lock_id)
-    click.echo(f"{env}: lock {lock_id} released")
+    click.echo(f"{env}: lock {shown} released")
 
 
 def _plan_many(state: State, chosen: list[str], parallelism: int, grouped: bool, out: Path | None,
