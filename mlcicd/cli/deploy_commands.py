@@ -65,10 +65,15 @@ def init(state: State, env: str, reconfigure: bool) -> None:
 @allow_pending_option
 @click.option("--offline", is_flag=True,
               help="Offline preview: no AWS credentials, network or state backend; the plan cannot be applied.")
+@click.option("--changed", is_flag=True,
+              help="Only the environments a change since --base touches, and those that depend on them.")
+@click.option("--base", metavar="REF", help="With --changed: compare with REF (default: the merge base with "
+              "the configured branch).")
 @pass_state
 @handle_errors
 def plan(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool, out: Path | None,
-         detailed_exitcode: bool, destroy: bool, as_json: bool, allow_pending: bool, offline: bool) -> None:
+         detailed_exitcode: bool, destroy: bool, as_json: bool, allow_pending: bool, offline: bool,
+         changed: bool, base: str | None) -> None:
     """Plan ENV into a plan directory: binary plan, plan.json, summary and manifest.
 
     The directory is what `apply ENV --plan DIR` applies, exactly, after checking it.
@@ -76,6 +81,12 @@ def plan(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grou
     With several environments (or --all) independent ones plan in parallel and a
     one-line-per-environment report ends the run.
     """
+    if changed or base is not None:
+        chosen = _changed_envs(state, envs, all_, changed, base, out)
+        if chosen:
+            _plan_many(state, chosen, parallelism, grouped, out, detailed_exitcode, destroy, as_json,
+                       allow_pending, offline)
+        return
     if all_ or len(envs) != 1:
         _plan_many(state, chosen_envs(state, envs, all_), parallelism, grouped, out, detailed_exitcode,
                    destroy, as_json, allow_pending, offline)
@@ -213,6 +224,27 @@ def _plan_many(state: State, chosen: list[str], parallelism: int, grouped: bool,
         sys.exit(1)
     if detailed_exitcode and any(r.status == "changes" for r in report.results):
         sys.exit(2)
+
+
+def _changed_envs(state: State, envs: tuple[str, ...], all_: bool, changed: bool, base: str | None,
+                  out: Path | None) -> list[str]:
+    """The environments `--changed` picks, each printed with why; recorded in OUT for review."""
+    from mlcicd import changes
+    from mlcicd.errors import UsageError
+    from mlcicd.printable import escape
+
+    if not changed:
+        raise UsageError("--base goes with --changed")
+    if envs or all_:
+        raise UsageError("--changed picks the environments itself: name none and leave out --all")
+    found = changes.detect(state.config, base)
+    if out is not None:
+        changes.write(out, found)
+    click.echo(escape(f"Changed since {found.base[:12]} ({found.base_label}): {len(found.files)} file(s), "
+                      f"{len(found.chosen) or 'no'} environment(s) to plan", one_line=True))
+    for name, reasons in found.chosen.items():
+        click.echo(escape(f"  {name}: {'; '.join(reasons)}", one_line=True))  # file names come from the change
+    return list(found.chosen)
 
 
 def _apply_task(state: State, *, destroy: bool):
