@@ -338,18 +338,27 @@ def _offline_plan(state: State, env: str, out: Path | None, destroy: bool) -> Pl
 
 @main.command()
 @with_many_options
+@click.option("--notify-topic", metavar="ARN", envvar="MLCICD_DRIFT_TOPIC_ARN", show_envvar=True,
+              help="Publish one SNS message listing the drifted resources per environment (none when "
+                   "nothing drifted).")
 @pass_state
 @handle_errors
-def drift(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool) -> None:
+def drift(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool,
+          notify_topic: str | None) -> None:
     """Detect drift: a refresh-only plan per environment.
 
-    Exits 2 when any environment drifted (listing the drifted resources), 1 when any failed,
-    0 otherwise. Suited to a scheduled CodeBuild run.
+    Exits 2 when any environment drifted (listing the drifted resources), 1 when any failed
+    or the notification could not be sent, 0 otherwise. Suited to a scheduled CodeBuild run.
     """
+    from mlcicd import notify
     from mlcicd.orchestrate import drift_task
 
+    topic = notify.check_topic(notify_topic) if notify_topic else None
     report = run_many(state, chosen_envs(state, envs, all_), parallelism, grouped,
                        drift_task(state.config, state.runtime))
+    if topic:
+        sent = notify.publish_drift(state.config, state.runtime, report, topic)
+        click.echo(f"notified {topic} (message {sent})" if sent else "nothing drifted: no notification", err=True)
     if report.failed:
         sys.exit(1)
     if any(r.status == "drifted" for r in report.results):
