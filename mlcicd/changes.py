@@ -60,8 +60,9 @@ def detect(config: Config, base: str | None = None) -> Changes:
     files = changed_files(top, commit)
     absolute = [top / f for f in files if not f.endswith(".md")]
     chosen: dict[str, list[str]] = {}
+    memo: dict[Path, _Module] = {}
     for name, env in config.environments.items():
-        hits = _touched(env, absolute, top)
+        hits = _touched(env, absolute, top, memo) if absolute else []
         if hits:
             chosen[name] = hits
     for name, why in _config_reasons(config, top, commit, label).items():
@@ -127,20 +128,25 @@ def _commit(top: Path, ref: str) -> str | None:
 
 
 def _resolve_base(top: Path, base: str | None, branch: str) -> tuple[str, str]:
-    if base is not None:
-        commit = _commit(top, base)
-        if commit is None:
-            raise UsageError(f"--base {base}: no such commit in this repository",
-                             hint="fetch it first (e.g. `git fetch origin`), or pass another --base")
-        return commit, base
     if _commit(top, "HEAD") is None:
         raise UsageError("--changed: the repository has no commit yet to compare with")
-    for candidate in (f"origin/{branch}", branch):
-        if _commit(top, candidate) is not None:
-            found = git(["merge-base", "HEAD", candidate], top).decode().strip()
-            return found, f"merge base with {candidate}"
-    raise UsageError(f"--changed: neither origin/{branch} nor {branch} exists to compare with",
-                     hint=f"fetch the branch (`git fetch origin {branch}`) or pass --base REF")
+    if base is not None:
+        if _commit(top, base) is None:
+            raise UsageError(f"--base {base}: no such commit in this repository",
+                             hint="fetch it first (e.g. `git fetch origin`), or pass another --base")
+        candidate = base
+    else:
+        candidate = next((c for c in (f"origin/{branch}", branch) if _commit(top, c) is not None), "")
+        if not candidate:
+            raise UsageError(f"--changed: neither origin/{branch} nor {branch} exists to compare with",
+                             hint=f"fetch the branch (`git fetch origin {branch}`) or pass --base REF")
+    # The merge base, as a pull request's diff: commits REF gained since HEAD forked are not ours.
+    try:
+        found = git(["merge-base", "HEAD", _commit(top, candidate) or candidate], top).decode().strip()
+    except GitError:
+        raise UsageError(f"--changed: HEAD and {candidate} share no history here",
+                         hint="a shallow clone lacks it: fetch more (`git fetch --unshallow`)") from None
+    return found, f"merge base with {candidate}"
 
 
 def changed_files(top: Path, commit: str) -> list[str]:
@@ -155,10 +161,15 @@ def changed_files(top: Path, commit: str) -> list[str]:
 # -- modules -----------------------------------------------------------------------------------
 
 
-def read_paths(root_dir: Path) -> tuple[list[Path], list[Path]]:
+_Module = tuple[list[Path], list[Path], list[Path]]  # (dirs, files, called module dirs)
+
+
+def read_paths(root_dir: Path, memo: dict[Path, _Module] | None = None) -> tuple[list[Path], list[Path]]:
     """What a root module's plan reads from disk: (directories, files). Its own directory and
     every module it calls through local paths, transitively; the targets of symlinks in them;
-    and the paths their source names as `${path.module}/...`."""
+    and the paths their source names as `${path.module}/...`. `memo` shares the parsing of
+    modules between environments."""
+    memo = {} if memo is None else memo
     dirs: list[Path] = []
     files: list[Path] = []
     todo, seen = [root_dir], set()
@@ -167,22 +178,31 @@ def read_paths(root_dir: Path) -> tuple[list[Path], list[Path]]:
         if module in seen or not module.is_dir():
             continue
         seen.add(module)
-        dirs.append(module)
-        for entry in module.iterdir():
-            if entry.is_symlink():
-                (dirs if entry.is_dir() else files).append(entry.resolve())
-        for path in hcl.source_files(module):
-            text = path.read_text(encoding="utf-8", errors="replace")
-            for match in _PATH_MODULE.finditer(text):
-                literal = match[1] if match[2] == '"' else match[1].rpartition("/")[0]
-                target = Path(os.path.normpath(module / literal))
-                (dirs if target.is_dir() else files).append(target)
-        todo.extend(hcl.local_module_dirs(module))
+        if module not in memo:
+            memo[module] = _module_paths(module)
+        more_dirs, more_files, called = memo[module]
+        dirs += more_dirs
+        files += more_files
+        todo.extend(called)
     return dirs, files
 
 
-def _touched(env: Environment, changed: list[Path], top: Path) -> list[str]:
-    dirs, files = read_paths(env.dir.resolve())
+def _module_paths(module: Path) -> _Module:
+    dirs, files = [module], []
+    for entry in module.iterdir():
+        if entry.is_symlink():
+            (dirs if entry.is_dir() else files).append(entry.resolve())
+    for path in hcl.source_files(module):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for match in _PATH_MODULE.finditer(text):
+            literal = match[1] if match[2] == '"' else match[1].rpartition("/")[0]
+            target = Path(os.path.normpath(module / literal))
+            (dirs if target.is_dir() else files).append(target)
+    return dirs, files, hcl.local_module_dirs(module)
+
+
+def _touched(env: Environment, changed: list[Path], top: Path, memo: dict[Path, _Module]) -> list[str]:
+    dirs, files = read_paths(env.dir.resolve(), memo)
     dirs.append(env.dir)  # a root module deleted from the working tree still counts
     reasons: dict[str, list[str]] = {}
     for path in changed:

@@ -139,6 +139,12 @@ def test_explicit_base_and_bad_input(repo, tmp_path):
     commit_all(repo, "b")
     assert list(detect(repo, "main")) == ["b"]
     assert detect(repo, "HEAD") == {}
+    # main moving on after the branch forked changes nothing here: the merge base is compared with.
+    git(repo, "checkout", "-q", "main")
+    (repo / "terraform/envs/c/main.tf").write_text("# on main\n" + (repo / "terraform/envs/c/main.tf").read_text())
+    commit_all(repo, "c on main")
+    git(repo, "checkout", "-q", "feature")
+    assert list(detect(repo, "main")) == ["b"]
     with pytest.raises(UsageError, match="--base nope: no such commit"):
         detect(repo, "nope")
     with pytest.raises(UsageError, match="--base --output=x: no such commit"):
@@ -208,4 +214,4 @@ def test_cli_plans_the_changed_environments_in_parallel(repo, tmp_path):
     assert not (out / "b").exists()
     recorded = json.loads((out / "changes.json").read_text())
     assert list(recorded["environments"]) == ["a", "c", "d"]
-    assert recorded["base_label"] == "feature"
+    assert recorded["base_label"] == "merge base with feature"
