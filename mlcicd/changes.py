@@ -75,6 +75,7 @@ def detect(config: Config, base: str | None = None) -> Changes:
 def write(out_root: Path, changes: Changes) -> Path:
     """Record the selection beside the plans, for the pull-request review."""
     path = out_root / CHANGES_FILE
+    path.unlink(missing_ok=True)  # written anew each run: plans older than it are stale
     atomic_write(path, changes.to_json())
     return path
 

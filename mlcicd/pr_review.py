@@ -73,13 +73,17 @@ def collect(paths: Sequence[Path], masker: Masker, gates: frozenset[str],
             continue
         if not path.is_dir():
             raise UsageError(f"{path}: no such plan directory")
-        recorded = changes.read(path) or {}
+        recorded = changes.read(path)
         planned = {d.name: d for d in sorted(path.iterdir()) if (d / plandir.MANIFEST).is_file()}
-        if not recorded and not planned and not (path / changes.CHANGES_FILE).is_file():
+        if recorded is not None:
+            # Only this run's plans: one older than the record was left by an earlier run.
+            since = (path / changes.CHANGES_FILE).stat().st_mtime_ns
+            planned = {e: d for e, d in planned.items() if (d / plandir.MANIFEST).stat().st_mtime_ns >= since}
+        elif not planned:
             raise UsageError(f"{path} is neither a plan directory nor a directory of them",
                              hint="pass what `mlcicd plan ... --out DIR` wrote")
-        for env in [*recorded, *(e for e in planned if e not in recorded)]:
-            reasons = recorded.get(env, ())
+        for env in planned if recorded is None else recorded:
+            reasons = (recorded or {}).get(env, ())
             found.append(_plan(planned[env], reasons, masker, gates, policy) if env in planned
                          else EnvPlan(env, None, reasons))
     return found

@@ -4,6 +4,7 @@ small GitHub REST server on 127.0.0.1 (tests/github_server.py)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -119,7 +120,9 @@ def test_head_sha_from_codebuild_or_the_pull_request(server, env, monkeypatch):
 
 def test_failed_plan_and_blocked_gate_set_failure_and_the_exit_code(server, env):
     root = env / "plans"
-    root.mkdir()
+    (root / "staging").mkdir(parents=True)
+    (root / "staging/manifest.json").write_text("{}")  # left by an earlier run: older than the record
+    os.utime(root / "staging/manifest.json", (1, 1))
     (root / "changes.json").write_text(json.dumps({"base": SHA, "base_label": "main",
                                                    "environments": {"staging": ["module changed"]}}))
     result = review(env, str(root), "--github-pr", str(PR), "--sha", SHA)
