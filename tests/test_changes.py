@@ -191,6 +191,9 @@ def test_cli_with_nothing_changed_plans_nothing(repo, tmp_path):
     assert result.exit_code == 0, result.output
     assert "no environment(s) to plan" in result.output
     assert json.loads((out / "changes.json").read_text())["environments"] == {}
+    as_json = CliRunner().invoke(main, ["--config", str(repo / "mlcicd.yaml"), "plan", "--changed", "--json"])
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout) == []
+    assert "no environment(s) to plan" in as_json.stderr
 
 
 @pytest.mark.usefixtures("state_bucket")

@@ -82,10 +82,12 @@ def plan(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grou
     one-line-per-environment report ends the run.
     """
     if changed or base is not None:
-        chosen = _changed_envs(state, envs, all_, changed, base, out)
+        chosen = _changed_envs(state, envs, all_, changed, base, out, to_stderr=as_json)
         if chosen:
             _plan_many(state, chosen, parallelism, grouped, out, detailed_exitcode, destroy, as_json,
                        allow_pending, offline)
+        elif as_json:
+            click.echo("[]")
         return
     if all_ or len(envs) != 1:
         _plan_many(state, chosen_envs(state, envs, all_), parallelism, grouped, out, detailed_exitcode,
@@ -227,8 +229,9 @@ def _plan_many(state: State, chosen: list[str], parallelism: int, grouped: bool,
 
 
 def _changed_envs(state: State, envs: tuple[str, ...], all_: bool, changed: bool, base: str | None,
-                  out: Path | None) -> list[str]:
-    """The environments `--changed` picks, each printed with why; recorded in OUT for review."""
+                  out: Path | None, to_stderr: bool) -> list[str]:
+    """The environments `--changed` picks, each printed with why (on stderr when stdout is
+    JSON); recorded in OUT for the pull-request review."""
     from mlcicd import changes
     from mlcicd.errors import UsageError
     from mlcicd.printable import escape
@@ -241,9 +244,9 @@ def _changed_envs(state: State, envs: tuple[str, ...], all_: bool, changed: bool
     if out is not None:
         changes.write(out, found)
     click.echo(escape(f"Changed since {found.base[:12]} ({found.base_label}): {len(found.files)} file(s), "
-                      f"{len(found.chosen) or 'no'} environment(s) to plan", one_line=True))
-    for name, reasons in found.chosen.items():
-        click.echo(escape(f"  {name}: {'; '.join(reasons)}", one_line=True))  # file names come from the change
+                      f"{len(found.chosen) or 'no'} environment(s) to plan", one_line=True), err=to_stderr)
+    for name, reasons in found.chosen.items():  # file names come from the change: escaped
+        click.echo(escape(f"  {name}: {'; '.join(reasons)}", one_line=True), err=to_stderr)
     return list(found.chosen)
 
 
