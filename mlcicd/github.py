@@ -30,6 +30,7 @@ _MAX_WAIT = 60.0  # the longest rate-limit wait sat through; past it, a clear er
 _RATE_RETRIES = 2
 _SERVER_BACKOFF = (1.0, 3.0)  # waits before retrying a 5xx answer
 _PER_PAGE = 100
+_MAX_PAGES = 100  # 10,000 comments: a server repeating its "next" link cannot loop us forever
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
 _PERMISSIONS = ("a fine-grained token needs 'Pull requests: read and write' (or 'Issues') and 'Commit statuses: "
                 "read and write' on the repository; a classic token needs the repo scope")
@@ -144,9 +145,12 @@ class Client:
             raise _error(status, what, missing, message, data, failed + 1)
 
     def pages(self, path: str, *, what: str, missing: str = "") -> Iterator[Any]:
-        """Every item of a paginated list, following the Link header's rel="next"."""
+        """Every item of a paginated list, following the Link header's rel="next" (for at most
+        _MAX_PAGES pages)."""
         url: str | None = f"{self.base}{path}{'&' if '?' in path else '?'}per_page={_PER_PAGE}"
-        while url:
+        for _ in range(_MAX_PAGES):
+            if not url:
+                return
             data, headers = self.call("GET", url, what=what, missing=missing)
             yield from data or ()
             found = _NEXT.search(headers.get("Link", "") or "")
