@@ -123,17 +123,19 @@ def comment(project: str, plans: Sequence[EnvPlan], *, sha: str = "", review_url
     tries = [max_rows] + [r for r in _ROWS if 0 < r < max_rows or max_rows == 0]
     for rows in tries:
         note = "" if rows == max_rows else _note(review_url, "summarised by module and resource type")
-        body = head + note + "".join(_details(p, rows) for p in plans if p.review is not None)
+        body = head + note + "".join(_details(p, rows) for p in plans)
         if len(body) <= limit:
             return body
     body = head + _note(review_url, "cut to one line per environment")
+    shown = len(plans)
     while len(body) > limit:  # thousands of environments: fewer table rows, never half of one
-        plans = plans[: len(plans) * 3 // 4]
-        body = _head(project, plans, sha, review_url, cut=True) + _note(review_url, "cut short")
+        shown = shown * 3 // 4
+        body = _head(project, plans, sha, review_url, shown) + _note(review_url, "cut short")
     return body
 
 
-def _head(project: str, plans: Sequence[EnvPlan], sha: str, review_url: str, cut: bool = False) -> str:
+def _head(project: str, plans: Sequence[EnvPlan], sha: str, review_url: str, shown: int | None = None) -> str:
+    """The marker, the verdicts of all `plans`, and a table of the first `shown` of them."""
     counts: dict[str, int] = {}
     for p in plans:
         counts[p.verdict] = counts.get(p.verdict, 0) + 1
@@ -149,14 +151,15 @@ def _head(project: str, plans: Sequence[EnvPlan], sha: str, review_url: str, cut
         lines += ["| Environment | Plan | Why planned |", "|---|---|---|"]
         icons = {"failed": "❌ ", "blocked": "⛔ "}
         lines += [f"| `{_cell(p.env)}` | {icons.get(p.verdict, '')}{_cell(p.summary)} | "
-                  f"{_cell('; '.join(p.reasons)[:_REASON_WIDTH]) or '—'} |" for p in plans]
-        if cut:
-            lines.append("\n… and more environments: see the full review")
+                  f"{_cell('; '.join(p.reasons)[:_REASON_WIDTH]) or '—'} |" for p in plans[:shown]]
+        if shown is not None and shown < len(plans):
+            lines.append(f"\n… and {len(plans) - shown} more environments: see the full review")
     return "\n".join(lines) + "\n"
 
 
 def _details(plan: EnvPlan, rows: int) -> str:
-    assert plan.review is not None
+    if plan.review is None:
+        return ""
     opened = " open" if plan.review.destructive() or plan.blocked else ""
     gate = f"> ⛔ {_cell(plan.blocked)}\n\n" if plan.blocked else ""
     text = review_format.render(plan.review, "markdown", rows)

@@ -175,7 +175,8 @@ def test_comment_shrinks_to_one_line_per_environment_then_fewer_rows():
     plans = [pr_review.EnvPlan(f"e{n}", None, ("r" * 150,)) for n in range(2000)]
     body = pr_review.comment("demo", plans, review_url="https://x.example/r", limit=20_000)
     assert len(body) <= 20_000 and body.startswith(MARKER)
-    assert "… and more environments" in body
+    assert "### mlcicd plan review: 2000 failed" in body  # the verdicts count every environment
+    assert re.search(r"… and \d+ more environments: see the full review", body)
     assert all(line.endswith("|") for line in body.splitlines() if line.startswith("|"))
 
 
