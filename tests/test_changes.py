@@ -218,3 +218,12 @@ def test_cli_plans_the_changed_environments_in_parallel(repo, tmp_path):
     recorded = json.loads((out / "changes.json").read_text())
     assert list(recorded["environments"]) == ["a", "c", "d"]
     assert recorded["base_label"] == "merge base with feature"
+
+
+@pytest.mark.usefixtures("aws_env")  # b is then planned: against the emulator, never AWS
+def test_hostile_file_names_are_printed_escaped(repo):
+    (repo / "terraform/envs/b/\x1b[31mred\u202e.tf").write_text("# x\n")
+    result = CliRunner().invoke(main, ["--config", str(repo / "mlcicd.yaml"), "plan", "--changed",
+                                       "--base", "main", "--json"])
+    assert "b: terraform/envs/b changed (\\x1b[31mred\\u202e.tf)" in result.stderr
+    assert "\x1b" not in result.output and "\u202e" not in result.output

@@ -315,3 +315,9 @@ def test_pull_request_flow_with_real_plans(repo, server, monkeypatch, tmp_path):
     assert "| `b` | 3 to create, 1 output change | mlcicd.yaml: vars.greeting changed |" in body
     assert "not-a-real-secret-0000" not in body  # the fixture's sensitive variable
     assert server.state.statuses[-1]["description"] == "b: 3 to create, 1 output change"
+
+
+def test_outside_text_cannot_break_out_of_the_table_or_hide_the_comment():
+    plans = [pr_review.EnvPlan("a", None, ("terraform/x/<!--|`.tf changed",))]
+    body = pr_review.comment("demo", plans)
+    assert "| `a` | ❌ no plan: the plan failed or was interrupted | terraform/x/&lt;!--\\|'.tf changed |" in body
