@@ -11,14 +11,10 @@ from botocore.stub import Stubber
 from click.testing import CliRunner
 
 from mlcicd import aws
-from mlcicd.backend import (
-    BucketAccessDenied,
-    BucketNameTaken,
-    StateBackend,
-    has_tls_statement,
-    merge_tls_statement,
-    tls_statement,
-)
+from mlcicd.backend import StateBackend
+from mlcicd.backend_bucket import BucketAccessDenied, BucketNameTaken
+from mlcicd.backend_items import Clients
+from mlcicd.backend_policy import has_tls_statement, merge_tls_statement, tls_statement
 from mlcicd.cli import main
 from mlcicd.config import load
 from tests.conftest import ACCOUNT, REGION, write_config
@@ -282,7 +278,15 @@ def test_no_credentials_is_a_clear_error(root, monkeypatch):
 def stubbed_backend(tmp_path, aws_env):
     config = load(write_config(tmp_path))
     client = boto3.client("s3", region_name=REGION)
-    return StateBackend(config, client, kms=None, dynamodb=None, account_id=ACCOUNT), Stubber(client)
+    kms = boto3.client("kms", region_name=REGION)  # the emulator's: no key yet
+    return StateBackend(config, Clients(client, kms), ACCOUNT), Stubber(client)
+
+
+def record_calls(client) -> list[str]:
+    """The operations `client` sends, recorded by botocore's own before-call event."""
+    sent: list[str] = []
+    client.meta.events.register("before-call.*.*", lambda model, **_: sent.append(model.name))
+    return sent
 
 
 def test_bucket_name_taken_by_another_account(tmp_path, aws_env):
@@ -311,11 +315,18 @@ def test_bucket_access_denied(tmp_path, aws_env, create_code, said):
 
 def test_check_mode_never_probes_by_creating(tmp_path, aws_env):
     backend, stub = stubbed_backend(tmp_path, aws_env)
+    sent = record_calls(backend.clients.s3)
     stub.add_client_error("head_bucket", "403", http_status_code=403)
-    with stub, pytest.raises(BucketAccessDenied) as err:
-        backend.inspect()
+    with stub:
+        status = backend.inspect()
     stub.assert_no_pending_responses()
-    assert "another account (name taken), or these credentials may not read it" in str(err.value)
+    assert sent == ["HeadBucket"]  # the kms-key check went to the emulator; the 403 led to no create
+    bucket = status.finding("bucket")
+    assert isinstance(bucket.error, BucketAccessDenied)
+    assert "another account (name taken), or these credentials may not read it" in bucket.detail
+    # Every item is still listed: the bucket's settings as not checked because of it.
+    assert status.finding("versioning").detail == "not checked because of bucket"
+    assert status.finding("kms-key").detail == "missing"
 
 
 def test_throttling_after_the_sdk_retries_is_reported(tmp_path, aws_env):
