@@ -172,8 +172,10 @@ class StateBackend:
     def _check(self, item: Item, findings: dict[str, Finding]) -> Finding:
         """One item's finding, from its dependencies' findings or its check (read-only)."""
         for name in item.depends_on:
-            if findings[name].state in (ERROR, NOT_CHECKED):
-                return Finding(item.name, NOT_CHECKED, f"not checked because of {name}")
+            dep = findings[name]
+            if dep.state in (ERROR, NOT_CHECKED):
+                cause = dep.cause or name
+                return Finding(item.name, NOT_CHECKED, f"not checked because of {cause}", cause=cause)
         for name in item.depends_on:
             if findings[name].state == MISSING:  # only while inspecting: bootstrap creates it first
                 if item.repair is None:

@@ -34,7 +34,7 @@ class UnrepairableItem(StateBackendError):
 
     def __init__(self, item: str, detail: str, hint: str) -> None:
         self.item, self.detail = item, detail
-        super().__init__(f"{item}: {detail}", hint=hint)
+        super().__init__(detail, hint=hint)  # shown beside the item's name
 
 
 class ReadOnlyViolation(StateBackendError):
@@ -56,6 +56,7 @@ class Finding:
     error: AwsError | None = None
     # An ERROR that bootstrap may still act on, because only its repair can tell the cause.
     probe: bool = False
+    cause: str = ""  # NOT_CHECKED: the item in error that it (or what it depends on) waits for
     found: Mapping[str, Any] = field(default_factory=dict)
 
     @property

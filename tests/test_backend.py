@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import boto3
 import pytest
@@ -381,20 +382,33 @@ def test_terraform_keeps_its_state_in_the_bootstrapped_backend(project, aws_env,
     versions = {v["Key"] for v in s3().list_object_versions(Bucket=BUCKET)["Versions"]}
     # S3-native locking leaves a (deleted) lock object's versions behind; DynamoDB locking does not.
     assert ("app/terraform.tfstate.tflock" in versions) == (lock == "s3")
+    # The state object is encrypted with the bucket's key, as Terraform was told to ask for.
+    head = s3().head_object(Bucket=BUCKET, Key="app/terraform.tfstate")
+    assert head["ServerSideEncryption"] == "aws:kms"
+    kms = boto3.client("kms", region_name=REGION)
+    assert kms.describe_key(KeyId=head["SSEKMSKeyId"])["KeyMetadata"]["Arn"] == state_key_arn()
     if lock == "dynamodb":
         items = boto3.client("dynamodb", region_name=REGION).scan(TableName="demo-tflock")["Items"]
         assert [i["LockID"]["S"] for i in items] == [f"{BUCKET}/app/terraform.tfstate-md5"]
     assert cli(project, "bootstrap", "--check").exit_code == 0
 
 
-def test_rendered_backend_names_the_state_key(tmp_path):
-    from mlcicd.backend import state_kms_key_id
+@pytest.mark.parametrize("kms_key", ["create", "alias/mine"])
+def test_rendered_backend_names_the_key_the_bucket_encrypts_with(tmp_path, aws_env, kms_key):
     from mlcicd.render import render_text
     from mlcicd.runtime import Runtime
 
-    config = load(write_config(tmp_path))
+    kms = boto3.client("kms", region_name=REGION)
+    if kms_key != "create":
+        kms.create_alias(AliasName=kms_key, TargetKeyId=kms.create_key()["KeyMetadata"]["KeyId"])
+    config = load(write_config(tmp_path, extra=state_extra(kms_key=kms_key)))
+    assert cli(tmp_path, "bootstrap").exit_code == 0
     _, backend_hcl = render_text(config, config.env("devops"), Runtime())
-    assert f'kms_key_id = "{state_kms_key_id(config)}"' in backend_hcl.decode()
+    named = re.search(r'^kms_key_id = "(.+)"$', backend_hcl.decode(), re.MULTILINE)[1]
+    # What Terraform is told resolves, in KMS, to the key bootstrap set on the bucket.
+    rule = s3().get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert kms.describe_key(KeyId=named)["KeyMetadata"]["Arn"] == \
+        rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"]
 
 
 @pytest.fixture
