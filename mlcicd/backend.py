@@ -12,7 +12,7 @@ item the same way and runs its idempotent repair when it is missing, reading it 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from mlcicd import aws, backend_bucket, backend_kms, backend_lock
@@ -53,7 +53,7 @@ def items(config: Config) -> tuple[Item, ...]:
     ordered = (bucket, *backend_kms.items(config), *settings, *backend_lock.items(config))
     seen: set[str] = set()
     for item in ordered:
-        unknown = [d for d in item.depends_on if d not in seen]
+        unknown = [d for d in item.depends_on + item.repair_needs if d not in seen]
         if unknown:
             raise ValueError(f"{item.name} depends on {unknown}, which are not listed before it")
         seen.add(item.name)
@@ -147,16 +147,10 @@ class StateBackend:
         for item in items(self.config):
             before = after = self._check(item, findings)
             if item.repair and (before.state == MISSING or before.probe):
-                item.repair(self._context(item, findings, self.clients))
-                after = self._check(item, findings)
-                if after.error:
-                    raise after.error
-                if not after.ok:
-                    raise StateBackendError(f"{item.name}: still not in place after repair: {after.detail}")
-                if before.state == MISSING and not item.of:
-                    created.add(item.name)
+                after = self._ensure(item, before, findings, created)
             findings[item.name] = after
-            step = Step(item.name, _outcome(item, before, after, created), before.detail)
+            outcome = _outcome(item, before, after, created)
+            step = Step(item.name, outcome, after.detail if outcome in (FAILED, SKIPPED) else before.detail)
             steps.append(step)
             if on_step:
                 on_step(step)
@@ -165,9 +159,26 @@ class StateBackend:
             raise BackendNotReady(status.findings)
         return tuple(steps)
 
-    def _context(self, item: Item, findings: dict[str, Finding], clients: Clients) -> Context:
+    def _ensure(self, item: Item, before: Finding, findings: dict[str, Finding], created: set[str]) -> Finding:
+        """Repair one item and read it back. A dependency still missing here is one bootstrap
+        could not create either: the item waits for it."""
+        waits = [name for name in item.depends_on + item.repair_needs if not findings[name].ok]
+        if waits:
+            return replace(before, detail=f"waits for {waits[0]}")
+        item.repair(self._context(item, findings, self.clients, item.repair_needs))
+        after = self._check(item, findings)
+        if after.error:
+            raise after.error
+        if not after.ok:
+            raise StateBackendError(f"{item.name}: still not in place after repair: {after.detail}")
+        if before.state == MISSING and not item.of:
+            created.add(item.name)
+        return after
+
+    def _context(self, item: Item, findings: dict[str, Finding], clients: Clients,
+                 extra: tuple[str, ...] = ()) -> Context:
         return Context(item.name, self.config, self.account_id, clients,
-                       {name: findings[name] for name in item.depends_on})
+                       {name: findings[name] for name in item.depends_on + extra})
 
     def _check(self, item: Item, findings: dict[str, Finding]) -> Finding:
         """One item's finding, from its dependencies' findings or its check (read-only)."""
@@ -197,7 +208,7 @@ class StateBackend:
 def _outcome(item: Item, before: Finding, after: Finding, created: set[str]) -> str:
     if after.state == ERROR:
         return FAILED
-    if after.state == NOT_CHECKED:
+    if after.state in (NOT_CHECKED, MISSING):
         return SKIPPED
     if item.repair is None:
         return UNCHANGED

@@ -143,7 +143,8 @@ class Item:
     check: Callable[[Context], Finding]
     repair: Callable[[Context], None] | None  # None: reported, never changed by bootstrap
     of: str = ""  # the resource this item is a setting of; "" for a resource itself
-    needs: tuple[str, ...] = ()  # other items that must be in place first
+    needs: tuple[str, ...] = ()  # other items that must be in place to check (and repair) it
+    repair_needs: tuple[str, ...] = ()  # items that must be in place only to repair it
 
     @property
     def depends_on(self) -> tuple[str, ...]:

@@ -28,7 +28,7 @@ def items(config: Config) -> list[Item]:
         return []
     key = () if config.state.kms_key == "aws-managed" else ("kms-key",)
     return [
-        Item("lock-table", check_table, create_table, needs=key),  # created encrypted with the key
+        Item("lock-table", check_table, create_table, repair_needs=key),  # created encrypted with the key
         Item("lock-table-billing", check_billing, set_billing, of="lock-table"),
         Item("lock-table-encryption", check_encryption, set_encryption, of="lock-table", needs=key),
         Item("lock-table-pitr", check_pitr, enable_pitr, of="lock-table"),

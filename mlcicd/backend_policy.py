@@ -68,15 +68,13 @@ class Grant:
     number: int  # 1-based position in the policy, for statements without a Sid
     sid: str
     who: tuple[str, ...]
-    actions: tuple[str, ...]
+    actions: str
 
     def describe(self) -> str:
         from mlcicd.printable import escape
 
-        name = f"statement {escape(self.sid, one_line=True)!r}" if self.sid else f"statement #{self.number}"
-        who = ", ".join(escape(w, one_line=True) for w in self.who)
-        actions = ", ".join(escape(a, one_line=True) for a in self.actions) or "no actions"
-        return f"{name} allows {who} ({actions})"
+        name = f"statement '{self.sid}'" if self.sid else f"statement #{self.number}"
+        return escape(f"{name} allows {', '.join(self.who)}: {self.actions}", one_line=True)
 
 
 def _outsider(kind: str, value: str, account: str) -> str | None:
@@ -112,6 +110,8 @@ def foreign_grants(policy: dict[str, Any] | None, account: str) -> tuple[Grant, 
                 (kind, str(value)) for kind, values in (principal or {}).items() for value in _as_list(values)]
             who = [w for w in (_outsider(kind, value, account) for kind, value in pairs) if w]
         if who:
-            actions = tuple(str(a) for a in _as_list(statement.get("Action") or statement.get("NotAction")))
-            grants.append(Grant(number, str(statement.get("Sid") or ""), tuple(who), actions))
+            actions = ", ".join(str(a) for a in _as_list(statement.get("Action")))
+            if "NotAction" in statement:
+                actions = "every action except " + ", ".join(str(a) for a in _as_list(statement["NotAction"]))
+            grants.append(Grant(number, str(statement.get("Sid") or ""), tuple(who), actions or "no action"))
     return tuple(grants)

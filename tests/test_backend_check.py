@@ -190,8 +190,9 @@ def test_a_disabled_key_is_reported_with_every_other_item_still_checked_and_repa
     for item in EVERY_ITEM:
         assert any(line.split()[1:2] == [item + ":"] or line.split()[1:2] == [item] for line in lines), item
     assert "  ERROR    kms-key: alias/demo-tfstate is Disabled" in lines
-    for dependant in ("kms-key-rotation", "encryption", "lock-table", "lock-table-encryption"):
+    for dependant in ("kms-key-rotation", "encryption", "lock-table-encryption"):
         assert f"  SKIPPED  {dependant}: not checked because of kms-key" in lines
+    assert "  ok       lock-table" in lines  # needs the key only to be created
     assert "  MISSING  versioning: versioning is Suspended" in lines
     assert "  ok       public-access-block" in lines
     assert "enable it (or cancel its deletion) in KMS" in check.output
@@ -208,11 +209,24 @@ def test_a_disabled_key_is_reported_with_every_other_item_still_checked_and_repa
     assert cli(tmp_path, "bootstrap", "--check").exit_code == 0
 
 
+def test_a_lock_table_that_needs_the_disabled_key_to_be_created_waits_for_it(tmp_path, aws_env):
+    write_config(tmp_path, extra=DYNAMODB)
+    _key_disabled(tmp_path, aws_env)
+    boto3.client("dynamodb", region_name=REGION).delete_table(TableName="demo-tflock")
+    run = cli(tmp_path, "bootstrap")
+    assert run.exit_code == 1
+    assert "  skipped   lock-table: waits for kms-key" in run.output
+    assert "  skipped   lock-table-pitr: waits for lock-table" in run.output
+    assert ("needs bootstrap: lock-table, lock-table-billing, lock-table-pitr\n"
+            "  kms-key: alias/demo-tfstate is Disabled") in run.output
+    assert boto3.client("dynamodb", region_name=REGION).list_tables()["TableNames"] == []
+
+
 def test_a_statement_letting_another_account_in_fails_the_check_and_is_not_removed(tmp_path, aws_env):
     write_config(tmp_path)
     _partner_statement(tmp_path, aws_env)
     expected = (f"policy-principals: the state bucket's policy lets in more than the devops account {ACCOUNT}: "
-                f"statement 'Partner' allows account {OTHER} (arn:aws:iam::{OTHER}:root) (s3:*)")
+                f"statement 'Partner' allows account {OTHER} (arn:aws:iam::{OTHER}:root): s3:*")
 
     check = cli(tmp_path, "bootstrap", "--check")
     assert check.exit_code == 1
@@ -247,6 +261,17 @@ def test_a_statement_letting_another_account_in_fails_the_check_and_is_not_remov
 def test_foreign_grants(statement, outsiders):
     found = foreign_grants({"Statement": [statement]}, ACCOUNT)
     assert (found[0].who if found else None) == outsiders
+
+
+def test_a_grant_is_named_by_its_sid_or_its_position_and_printed_escaped():
+    policy = {"Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": OTHER}, "NotAction": "s3:DeleteBucket"},
+        {"Sid": "x\x1b[2J\u202e", "Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:ListBucket"]},
+    ]}
+    assert [g.describe() for g in foreign_grants(policy, ACCOUNT)] == [
+        f"statement #1 allows account {OTHER}: every action except s3:DeleteBucket",
+        "statement 'x\\x1b[2J\\u202e' allows everyone (*): s3:GetObject, s3:ListBucket",
+    ]
 
 
 def test_own_key_that_is_gone_or_disabled(tmp_path, aws_env):
