@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from mlcicd import aws, backend_bucket, backend_kms, backend_lock
@@ -130,6 +131,11 @@ class StateBackend:
     def bucket(self) -> str:
         return self.config.state.bucket
 
+    @cached_property
+    def _reads(self) -> Clients:
+        """What every check gets: the clients' read operations only."""
+        return self.clients.read_only()
+
     def inspect(self) -> Status:
         """Every item's finding, changing nothing."""
         findings: dict[str, Finding] = {}
@@ -195,7 +201,7 @@ class StateBackend:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return item.check(self._context(item, findings, self.clients.read_only()))
+            return item.check(self._context(item, findings, self._reads))
         except (AwsError, ClientError, BotoCoreError) as exc:
             error = aws.translate(exc, f"checking {item.name}", self.bucket)
             if isinstance(error, _SESSION_ERRORS):

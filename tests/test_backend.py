@@ -438,6 +438,16 @@ def test_in_a_terminal_it_lists_the_steps_and_asks_first(root, terminal):
     assert again.exit_code == 0 and "ready, nothing to change" in again.output  # nothing to ask
 
 
+def test_in_a_terminal_nothing_is_asked_when_only_a_person_can_help(root, terminal):
+    assert cli(root, "bootstrap", "--yes").exit_code == 0
+    kms = boto3.client("kms", region_name=REGION)
+    kms.disable_key(KeyId=kms.describe_key(KeyId="alias/demo-tfstate")["KeyMetadata"]["KeyId"])
+    result = CliRunner().invoke(main, ["--config", str(root / "mlcicd.yaml"), "bootstrap"], input="y\n")
+    assert result.exit_code == 1
+    assert "?" not in result.output and "ERROR    kms-key: alias/demo-tfstate is Disabled" in result.output
+    assert "state backend not ready" in result.output
+
+
 def test_ci_never_prompts(root):
     result = CliRunner().invoke(main, ["--config", str(root / "mlcicd.yaml"), "bootstrap"], input="")
     assert result.exit_code == 0, result.output
