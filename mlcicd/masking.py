@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -67,11 +68,50 @@ class Masker:
 
 
 def _printed_forms(value: str) -> set[str]:
-    """`value` as it can appear in output: as is, escaped inside a JSON or HCL string (Terraform
-    prints `pa\\"ss` for `pa"ss`), and line by line, since output is masked one line at a time."""
-    forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    """`value` as it can appear in output: as is; escaped inside a JSON string (Python's way, and
+    Go's, which `terraform show -json` uses: `\\u001b`, `\\u003c`); quoted as Terraform prints
+    strings in plans and outputs (Go's strconv.Quote: `\\x1b`, `\\a`, `\\u202e`); and line by
+    line, since output is masked one line at a time."""
+    forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1],
+             go_quote(value), go_json(value)}
     forms.update(line.strip() for line in value.splitlines())
     return forms
+
+
+_GO_SHORT = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+             "\v": "\\v", '"': '\\"', "\\": "\\\\"}
+
+
+def _go_printable(ch: str) -> bool:
+    # Go's unicode.IsPrint: letters, marks, numbers, punctuation, symbols and the ASCII space.
+    return ch == " " or unicodedata.category(ch)[0] in "LMNPS"
+
+
+def go_quote(value: str) -> str:
+    """The inside of Go's strconv.Quote(value): how Terraform writes a string in plan output."""
+    out = []
+    for ch in value:
+        code = ord(ch)
+        if ch in _GO_SHORT:
+            out.append(_GO_SHORT[ch])
+        elif _go_printable(ch):
+            out.append(ch)
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return "".join(out)
+
+
+_GO_JSON = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+            "<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def go_json(value: str) -> str:
+    """The inside of Go's json.Marshal(value) (HTML-safe escaping), as in Terraform's JSON output."""
+    return "".join(_GO_JSON.get(ch) or (f"\\u{ord(ch):04x}" if ord(ch) < 0x20 else ch) for ch in value)
 
 
 def sensitive_variables(module_dir: Path) -> frozenset[str]:

@@ -63,7 +63,7 @@ def _cli_lacks(command: str, option: str, value: str | None = None) -> bool:
 PENDING = {
     "plan-prod": [("review", "--format", "html")],
     "deploy": [("apply", "--expect-sha256", None)],
-    "pr": [("plan", "--changed", None), ("plan", "--out-root", None), ("review", "--github-pr", None)],
+    "pr": [("plan", "--changed", None), ("review", "--github-pr", None)],
     "drift": [("drift", "--notify-topic", None)],
 }
 
@@ -151,7 +151,6 @@ def record_invocations(workdir: Path, action: str, **extra: str) -> list[list[st
 
 @pytest.mark.parametrize("action", [pytest.param(a, marks=needs_cli(a)) for a in sorted(ACTIONS)])
 def test_every_command_an_action_runs_exists_in_the_cli(tmp_path, action):
-    (tmp_path / ".mlcicd" / "pr-plans" / "staging").mkdir(parents=True)  # what `plan --changed` leaves
     calls = record_invocations(tmp_path, action)
     assert calls, f"action {action} runs no mlcicd command"
     for argv in calls:
@@ -170,14 +169,15 @@ def test_deploy_applies_the_named_input_artifact_only_with_the_approved_sha256(t
 
 
 def test_pr_plans_what_changed_and_posts_one_review_never_applies(tmp_path):
-    for env in ("staging", "prod"):
-        (tmp_path / ".mlcicd" / "pr-plans" / env).mkdir(parents=True)
-    calls = record_invocations(tmp_path, "pr")
     root = ".mlcicd/pr-plans"
-    assert calls == [["plan", "--changed", "--out-root", root],
-                     ["review", f"{root}/prod/", f"{root}/staging/", "--github-pr", "17"]]
-    (tmp_path / "none").mkdir()
-    assert record_invocations(tmp_path / "none", "pr") == [["plan", "--changed", "--out-root", root]]
+    assert record_invocations(tmp_path, "pr") == [["plan", "--changed", "--out", root],
+                                                  ["review", root, "--github-pr", "17"]]
+    # A failed plan is still posted, and fails the build.
+    for plan_code, review_code, build_code in ((1, 0, 1), (0, 3, 3), (0, 0, 0)):
+        fake = f'mlcicd() {{ if [ "$1" = plan ]; then return {plan_code}; fi; return {review_code}; }}\n'
+        proc = subprocess.run(["bash", "-c", fake + build_script()], cwd=tmp_path, capture_output=True, text=True,
+                              env=_codebuild_env(tmp_path, "pr", **PIPELINE_ENV["pr"]))
+        assert proc.returncode == build_code, (plan_code, review_code, proc.stderr)
 
 
 def test_pr_outside_a_pull_request_webhook_is_refused(tmp_path):

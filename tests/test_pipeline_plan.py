@@ -234,8 +234,8 @@ def test_pull_requests_start_a_preview_project_never_the_pipeline(plan):
     assert "GITHUB_TOKEN" not in env  # no secret configured in the example
 
     pr = branch_of(script(), "pr")
-    assert 'mlcicd plan --changed --out-root "$PR_PLAN_ROOT"' in pr
-    assert 'mlcicd review "${plans[@]}" --github-pr "$PR_NUMBER"' in pr
+    assert 'mlcicd plan --changed --out "$PR_PLAN_ROOT"' in pr
+    assert 'mlcicd review "$PR_PLAN_ROOT" --github-pr "$PR_NUMBER"' in pr
     assert not re.search(r"\bmlcicd (apply|destroy|run-pipeline|release|approve)\b", pr)
 
 

@@ -68,7 +68,10 @@ def handle_errors(func):
         try:
             return func(*args, **kwargs)
         except MlcicdError as exc:
-            click.secho(f"Error: {exc}", err=True, fg="red")
+            from mlcicd.printable import escape
+
+            # Messages quote outside text (names, AWS and Terraform errors): never raw controls.
+            click.secho(f"Error: {escape(str(exc))}", err=True, fg="red")
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.secho("Interrupted.", err=True, fg="red")
@@ -99,6 +102,10 @@ def run_many(state: State, chosen: list[str], parallelism: int, grouped: bool, t
     click.echo("")
     for result in report.results:
         click.echo(result.line())
+    if report.interrupted:
+        click.secho("Interrupted. The environments that finished keep their results (above); "
+                    "run the command again for the others.", err=True, fg="red")
+        sys.exit(130)
     return report
 
 

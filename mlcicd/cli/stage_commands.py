@@ -18,7 +18,7 @@ from mlcicd.cli import (
 
 
 @main.command()
-@click.argument("plan_path", metavar="DIR", type=click.Path(path_type=Path))
+@click.argument("plan_paths", metavar="DIR...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
               show_default=True, help="How to print the review.")
 @click.option("--fail-on", "fail_on", metavar="KINDS", default="",
@@ -33,18 +33,38 @@ from mlcicd.cli import (
               help="Also write the review to FILE.")
 @click.option("--exports", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Write PLAN_HEADLINE, PLAN_SHA256, counts and REVIEW_URL as shell exports (CodeBuild).")
+@click.option("--github-pr", "github_pr", type=click.IntRange(min=1), metavar="N",
+              help="Post the review of every DIR (plan directories, or what `plan --out` wrote for several) "
+                   "to pull request N: one comment, updated in place, and a commit status.")
+@click.option("--sha", metavar="SHA", help="With --github-pr: the commit for the status "
+              "(default $CODEBUILD_RESOLVED_SOURCE_VERSION, else the pull request's head).")
+@click.option("--review-url", metavar="URL", default="",
+              help="With --github-pr: where the full review is (default $REVIEW_URL).")
 @pass_state
 @handle_errors
-def review(state: State, plan_path: Path, fmt: str, fail_on: str, max_rows: int, checkov: bool | None,
-           out: Path | None, exports: Path | None) -> None:
+def review(state: State, plan_paths: tuple[Path, ...], fmt: str, fail_on: str, max_rows: int,
+           checkov: bool | None, out: Path | None, exports: Path | None, github_pr: int | None, sha: str | None,
+           review_url: str) -> None:
     """Review a plan directory (or a plan.json): counts, destructive changes first, drift,
-    output changes, optional checkov findings. Sensitive values are never shown."""
+    output changes, optional checkov findings. Sensitive values are never shown.
+
+    With --github-pr N, every DIR's review goes to pull request N as one markdown comment.
+    """
     from mlcicd import policy, review_format
     from mlcicd import review as reviewer
+    from mlcicd.errors import UsageError
     from mlcicd.masking import Masker
     from mlcicd.pipeline import build_console_url, write_exports
 
     gates = reviewer.parse_gates("" if fail_on.strip() == "none" else fail_on)
+    if github_pr is not None:
+        if exports is not None:
+            raise UsageError("--exports goes with one plan directory, not with --github-pr")
+        _post_to_pull_request(state, plan_paths, github_pr, sha or "", review_url, gates, max_rows, checkov, out)
+        return
+    if len(plan_paths) != 1:
+        raise UsageError("review one plan directory at a time, or pass --github-pr N to post several as one comment")
+    plan_path = plan_paths[0]
     env, sha, plan = reviewer.load(plan_path)
     masker = Masker.from_settings(state.config.masks, state.runtime.environ)
     result = reviewer.build(env, plan, masker, sha)
@@ -61,6 +81,28 @@ def review(state: State, plan_path: Path, fmt: str, fail_on: str, max_rows: int,
         write_exports(exports, reviewer.exports(result, review_url=url))
     click.echo(text, nl=False)
     reviewer.gate(result, gates)
+
+
+def _post_to_pull_request(state: State, paths: tuple[Path, ...], number: int, sha: str, review_url: str,
+                          gates: frozenset[str], max_rows: int, checkov: bool | None, out: Path | None) -> None:
+    """Print and post the comment; a failed post is a warning, the exit code is the review's."""
+    from mlcicd import pr_review
+    from mlcicd.fsutil import atomic_write
+
+    plans, posted = pr_review.review_pull_request(state.config, state.runtime, paths, number, sha=sha,
+                                                  review_url=review_url, gates=gates, max_rows=max_rows,
+                                                  checkov=checkov)
+    if out is not None:
+        atomic_write(out, posted.body.encode())
+    click.echo(posted.body, nl=False)
+    if posted.comment_url:
+        verb = "posted" if posted.created else "updated"
+        click.echo(f"{verb} the review comment: {posted.comment_url}", err=True)
+    if posted.state:
+        click.echo(f"commit status {pr_review.STATUS_CONTEXT}: {posted.state}", err=True)
+    for problem in posted.problems:
+        click.secho(f"Warning: {problem}", err=True, fg="yellow")
+    pr_review.outcome(plans)
 
 
 @main.command("run-pipeline")
