@@ -99,11 +99,12 @@ PLAN_ROLE_TARGETS = ("dev", "staging", "prod", "data")
 def assume_role_arn(config: Config, env: Environment, role: str = "deploy") -> str:
     """The role Terraform's provider assumes for this env; empty when it runs as the caller.
     With role "plan" (pull-request previews, drift) it is the read-only plan role of the
-    environment's account role, for every environment: those CodeBuild projects may assume
-    nothing else."""
+    environment's account role: those CodeBuild projects may assume nothing else."""
     if role not in ROLES:
         raise UsageError(f"MLCICD_ROLE={role!r} is not a role mlcicd assumes", hint="use deploy or plan")
     if role == "plan":
+        if env.account_role == "devops":
+            return ""  # no plan role there: the read-only CodeBuild role may read the pipeline's resources
         if env.account_role not in PLAN_ROLE_TARGETS:
             raise UsageError(f"environment '{env.name}' has no read-only plan role to plan it with",
                              hint="plan roles exist for the dev, staging, prod and data accounts' environments")

@@ -65,7 +65,9 @@ def test_plan_role_is_assumed_in_every_account_with_mlcicd_role_plan(tmp_path):
     for name in ("data", "staging", "prod"):
         account = cfg.env(name).account_id
         assert tfvars(cfg, name, plan_runtime)["assume_role_arn"] == f"arn:aws:iam::{account}:role/demo-{name}-plan"
-    with pytest.raises(UsageError, match="'devops' has no read-only plan role"):
-        tfvars(cfg, "devops", plan_runtime)
+    assert tfvars(cfg, "devops", plan_runtime)["assume_role_arn"] == ""  # the read-only CodeBuild role itself
+    raw = load(tmp_path, "environments:\n  elsewhere:\n    account: \"999999999999\"\n")
+    with pytest.raises(UsageError, match="'elsewhere' has no read-only plan role"):
+        tfvars(raw, "elsewhere", plan_runtime)
     with pytest.raises(UsageError, match="MLCICD_ROLE='admin'"):
         tfvars(cfg, "staging", Runtime.from_environ({"MLCICD_ROLE": "admin"}))

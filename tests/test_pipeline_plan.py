@@ -255,7 +255,7 @@ def test_readonly_projects_can_assume_only_the_plan_roles(plan, action):
             if name == "sns:Publish":
                 assert action == "drift", "only the drift check notifies"
                 continue
-            assert verb.startswith(("Get", "List", "Describe", "Decrypt")), f"{action} may {name}"
+            assert verb.startswith(("Get", "List", "Describe", "BatchGet", "Decrypt")), f"{action} may {name}"
     # Objects it may write: the state lock files, and its own cache prefix (the artifact bucket's
     # ARN is known only after apply: its prefix is checked in the configuration).
     writes = [s for s in statements if {"s3:PutObject", "s3:DeleteObject"} & set(s["actions"])]

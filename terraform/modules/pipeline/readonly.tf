@@ -62,6 +62,7 @@ resource "aws_iam_role" "readonly" {
 }
 
 data "aws_iam_policy_document" "readonly" {
+  #checkov:skip=CKV_AWS_356:kms:ListAliases has no resource to scope to.
   for_each = local.readonly
 
   statement {
@@ -128,6 +129,63 @@ data "aws_iam_policy_document" "readonly" {
       "codestar-connections:GetConnection", "codestar-connections:GetConnectionToken", "codestar-connections:UseConnection",
     ]
     resources = [var.connection_arn]
+  }
+
+  # The devops environment has no plan role: it is planned with this role itself, which may
+  # read this module's resources (what Terraform's refresh of them calls) and change none.
+  statement {
+    sid       = "ReadPipeline"
+    actions   = ["codepipeline:GetPipeline", "codepipeline:ListTagsForResource"]
+    resources = [aws_codepipeline.this.arn]
+  }
+
+  statement {
+    sid       = "ReadProjects"
+    actions   = ["codebuild:BatchGetProjects"]
+    resources = ["arn:${data.aws_partition.current.partition}:codebuild:${var.region}:${local.account}:project/${var.project}-*"]
+  }
+
+  statement {
+    sid       = "ReadRoles"
+    actions   = ["iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:ListRoleTags"]
+    resources = ["arn:${data.aws_partition.current.partition}:iam::${local.account}:role/${var.project}-*"]
+  }
+
+  statement {
+    sid       = "ReadKey"
+    actions   = ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags"]
+    resources = [aws_kms_key.this.arn]
+  }
+
+  statement {
+    sid       = "ListAliases"
+    actions   = ["kms:ListAliases"]
+    resources = ["*"]
+  }
+
+  # Bucket-level reads only: the bucket's ARN, not its objects.
+  statement {
+    sid       = "ReadArtifactBucket"
+    actions   = ["s3:GetBucket*", "s3:Get*Configuration"]
+    resources = [module.artifacts.arn]
+  }
+
+  statement {
+    sid       = "ReadTopic"
+    actions   = ["sns:GetSubscriptionAttributes", "sns:GetTopicAttributes", "sns:ListTagsForResource"]
+    resources = [aws_sns_topic.this.arn, "${aws_sns_topic.this.arn}:*"]
+  }
+
+  statement {
+    sid       = "ReadRules"
+    actions   = ["events:DescribeRule", "events:ListTagsForResource", "events:ListTargetsByRule"]
+    resources = ["arn:${data.aws_partition.current.partition}:events:${var.region}:${local.account}:rule/${var.project}-*"]
+  }
+
+  statement {
+    sid       = "ReadLogGroups"
+    actions   = ["logs:DescribeLogGroups", "logs:ListTagsForResource", "logs:ListTagsLogGroup"]
+    resources = ["arn:${data.aws_partition.current.partition}:logs:${var.region}:${local.account}:log-group:*"]
   }
 
   dynamic "statement" {
