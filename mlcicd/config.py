@@ -97,6 +97,16 @@ class Masks:
     patterns: tuple[str, ...] = ()
 
 
+# An EventBridge schedule expression, as the pipeline module's drift_schedule validates it.
+_SCHEDULE_RE = re.compile(r"^(rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$")
+DEFAULT_DRIFT_SCHEDULE = "rate(6 hours)"
+
+
+@dataclass(frozen=True)
+class Drift:
+    schedule: str | None = DEFAULT_DRIFT_SCHEDULE  # None: no scheduled drift check
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -109,6 +119,7 @@ class Config:
     environments: Mapping[str, Environment]
     masks: Masks = field(default_factory=Masks)
     digest: str = ""
+    drift: Drift = field(default_factory=Drift)
 
     @property
     def single_account(self) -> bool:
@@ -174,7 +185,8 @@ def load(path: Path) -> Config:
 def parse(raw: Any, *, path: Path, digest: str = "") -> Config:
     v = _Validator(_display(path))
     top = v.mapping(raw, None)
-    v.only(top, None, {"project", "region", "repository", "accounts", "state", "environments", "masks"})
+    v.only(top, None, {"project", "region", "repository", "accounts", "state", "environments", "masks",
+                      "drift"})
     project = v.match(v.require(top, None, "project"), "project", _PROJECT_RE,
                       "must be 3-32 lowercase letters, digits or '-', starting with a letter")
     region = v.match(v.require(top, None, "region"), "region", _REGION_RE,
@@ -216,6 +228,7 @@ def parse(raw: Any, *, path: Path, digest: str = "") -> Config:
         environments=MappingProxyType(environments),
         masks=masks,
         digest=digest,
+        drift=_drift(v, top.get("drift")),
     )
 
 
@@ -367,6 +380,19 @@ def _masks(v: _Validator, raw: Any) -> Masks:
     return Masks(tuple(env), tuple(pats))
 
 
+def _drift(v: _Validator, raw: Any) -> Drift:
+    """`drift: {schedule: EXPR}`; `schedule: null` turns the scheduled check off."""
+    if raw is None:
+        return Drift()
+    raw = v.mapping(raw, "drift")
+    v.only(raw, "drift", {"schedule"})
+    if "schedule" in raw and raw["schedule"] is None:
+        return Drift(None)
+    schedule = v.match(raw.get("schedule", DEFAULT_DRIFT_SCHEDULE), "drift.schedule", _SCHEDULE_RE,
+                       "must be an EventBridge schedule such as rate(6 hours) or cron(0 */6 * * ? *), or null")
+    return Drift(schedule)
+
+
 def _keyname(key: Any) -> str:
     """A key as shown in a message: plain when it is a simple name, quoted otherwise."""
     if isinstance(key, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,40}", key):
@@ -471,6 +497,7 @@ def fingerprint(*parts: bytes) -> str:
 __all__ = [
     "ACCOUNT_ROLES",
     "Config",
+    "Drift",
     "Environment",
     "Masks",
     "Repository",

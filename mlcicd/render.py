@@ -16,6 +16,7 @@ from typing import Any
 
 from mlcicd.backend import state_kms_key_id
 from mlcicd.config import Config, Environment, to_jsonable
+from mlcicd.errors import UsageError
 from mlcicd.fsutil import atomic_write
 from mlcicd.runtime import Runtime
 
@@ -90,14 +91,30 @@ def recorded_connection_arn(config: Config) -> str:
         return ""
 
 
-def assume_role_arn(config: Config, env: Environment) -> str:
-    """The role Terraform's provider assumes for this env; empty when it runs as the caller."""
+ROLES = ("deploy", "plan")
+# The environments account-roles gives a read-only plan role (PROJECT-ENV-plan).
+PLAN_ROLE_TARGETS = ("dev", "staging", "prod", "data")
+
+
+def assume_role_arn(config: Config, env: Environment, role: str = "deploy") -> str:
+    """The role Terraform's provider assumes for this env; empty when it runs as the caller.
+    With role "plan" (pull-request previews, drift) it is the read-only plan role of the
+    environment's account role: those CodeBuild projects may assume nothing else."""
+    if role not in ROLES:
+        raise UsageError(f"MLCICD_ROLE={role!r} is not a role mlcicd assumes", hint="use deploy or plan")
+    if role == "plan":
+        if env.account_role == "devops":
+            return ""  # no plan role there: the read-only CodeBuild role may read the pipeline's resources
+        if env.account_role not in PLAN_ROLE_TARGETS:
+            raise UsageError(f"environment '{env.name}' has no read-only plan role to plan it with",
+                             hint="plan roles exist for the dev, staging, prod and data accounts' environments")
+        return f"arn:aws:iam::{env.account_id}:role/{config.project}-{env.account_role}-plan"
     if not env.assume_role or env.account_role == "devops":
         return ""
     return config.deploy_role_arn(env)
 
 
-def variables(config: Config, env: Environment) -> dict[str, Any]:
+def variables(config: Config, env: Environment, role: str = "deploy") -> dict[str, Any]:
     """Every tfvars key written for `env`, sorted."""
     values: dict[str, Any] = {
         "project": config.project,
@@ -105,13 +122,14 @@ def variables(config: Config, env: Environment) -> dict[str, Any]:
         "region": config.region,
         "accounts": dict(config.accounts),
         "account_id": env.account_id,
-        "assume_role_arn": assume_role_arn(config, env),
+        "assume_role_arn": assume_role_arn(config, env, role),
         "repository": config.repository.name,
         "branch": config.repository.branch,
     }
     if env.account_role == "devops":
         values["connection_arn"] = recorded_connection_arn(config)
         values["state_bucket"] = config.state.bucket
+        values["drift_schedule"] = config.drift.schedule
     values.update(to_jsonable(env.vars))
     return dict(sorted(values.items()))
 
@@ -129,7 +147,7 @@ def render_text(config: Config, env: Environment, runtime: Runtime) -> tuple[byt
     jenv = _environment(default_cache_dir(runtime.environ) if runtime.environ else None)
     header = HEADER.format(config=config.path.name)
     tfvars = jenv.get_template("tfvars.json.j2").render(
-        header=header, variables=list(variables(config, env).items())
+        header=header, variables=list(variables(config, env, runtime.role).items())
     )
     backend = jenv.get_template("backend.hcl.j2").render(
         header=header,

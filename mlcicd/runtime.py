@@ -21,6 +21,7 @@ class Runtime:
     ci: bool = False
     interactive: bool = False
     codebuild_build_arn: str = ""  # set inside CodeBuild: links a review to its build's console page
+    role: str = "deploy"  # MLCICD_ROLE: the role Terraform assumes in each account, deploy or plan (read-only)
     environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
@@ -41,6 +42,7 @@ class Runtime:
             ci=ci,
             interactive=not ci and sys.stdin.isatty() and sys.stdout.isatty(),
             codebuild_build_arn=env.get("CODEBUILD_BUILD_ARN", ""),
+            role=env.get("MLCICD_ROLE") or "deploy",
             environ=MappingProxyType(env),
         )
 

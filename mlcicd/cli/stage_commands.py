@@ -23,7 +23,8 @@ from mlcicd.cli import (
               show_default=True, help="How to print the review.")
 @click.option("--fail-on", "fail_on", metavar="KINDS", default="",
               help="Exit 3 if the plan has any of these (comma-separated): destroy, replace, "
-                   "create-before-destroy, destructive, create, update, import, move, forget, drift, output, policy.")
+                   "create-before-destroy, destructive, create, update, import, move, forget, drift, output, policy; "
+                   "or none (the pipeline's REVIEW_FAIL_ON offers it).")
 @click.option("--max-rows", type=click.IntRange(min=0), default=50, show_default=True,
               help="Rows per section before grouping/cutting (0: all). JSON is never cut.")
 @click.option("--checkov/--no-checkov", "checkov", default=None,
@@ -55,7 +56,7 @@ def review(state: State, plan_paths: tuple[Path, ...], fmt: str, fail_on: str, m
     from mlcicd.masking import Masker
     from mlcicd.pipeline import build_console_url, write_exports
 
-    gates = reviewer.parse_gates(fail_on)
+    gates = reviewer.parse_gates("" if fail_on.strip() == "none" else fail_on)
     if github_pr is not None:
         if exports is not None:
             raise UsageError("--exports goes with one plan directory, not with --github-pr")

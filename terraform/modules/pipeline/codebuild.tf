@@ -1,5 +1,9 @@
 # One CodeBuild project per action so each has its own timeout (training takes far longer
 # than planning); all run the repository's buildspec.yml, which dispatches on MLCICD_ACTION.
+locals {
+  cache_prefix = "codebuild-cache"
+}
+
 resource "aws_cloudwatch_log_group" "codebuild" {
   name              = local.log_group_name
   retention_in_days = var.log_retention_days
@@ -23,6 +27,13 @@ resource "aws_codebuild_project" "this" {
 
   artifacts {
     type = "CODEPIPELINE"
+  }
+
+  # pip's wheels and Terraform's plugin cache (the paths buildspec.yml lists under `cache`),
+  # kept in the artifact bucket between builds: one prefix per project.
+  cache {
+    type     = "S3"
+    location = "${module.artifacts.id}/${local.cache_prefix}/${each.key}"
   }
 
   environment {

@@ -145,3 +145,42 @@ variable "force_destroy" {
   type        = bool
   default     = false
 }
+
+variable "pr_preview" {
+  description = "Whether pull requests against `branch` are planned with the read-only plan roles and the review posted on the pull request (never applied)."
+  type        = bool
+  default     = true
+}
+
+variable "pr_preview_comment_approval" {
+  description = "Which pull requests wait for a `/codebuild_run(SHA)` comment from a repository writer before they are planned: ALL_PULL_REQUESTS (from anyone without write access), FORK_PULL_REQUESTS, or DISABLED."
+  type        = string
+  default     = "ALL_PULL_REQUESTS"
+
+  validation {
+    condition     = contains(["ALL_PULL_REQUESTS", "FORK_PULL_REQUESTS", "DISABLED"], var.pr_preview_comment_approval)
+    error_message = "pr_preview_comment_approval must be ALL_PULL_REQUESTS, FORK_PULL_REQUESTS or DISABLED."
+  }
+}
+
+variable "github_token_secret_arn" {
+  description = "ARN of a Secrets Manager secret holding the GitHub token the PR preview posts its comment and commit status with (null: the preview plans but cannot post)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = alltrue([for arn in compact([var.github_token_secret_arn]) : can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", arn))])
+    error_message = "github_token_secret_arn must be a Secrets Manager secret ARN or null."
+  }
+}
+
+variable "drift_schedule" {
+  description = "EventBridge schedule expression on which `mlcicd drift --all` runs with the plan roles and notifies the topic of drifted resources, e.g. rate(6 hours); null turns it off."
+  type        = string
+  default     = "rate(6 hours)"
+
+  validation {
+    condition     = alltrue([for expression in compact([var.drift_schedule]) : can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\\)|cron\\([^()]+\\))$", expression))])
+    error_message = "drift_schedule must be rate(N unit) or cron(...) or null."
+  }
+}
