@@ -4,6 +4,11 @@ output "deploy_role_arn" {
 }
 
 output "runner_role_arn" {
-  description = "ARN of the role the pipeline assumes to start and inspect this environment's SageMaker pipelines."
-  value       = aws_iam_role.runner.arn
+  description = "ARN of the role the pipeline assumes to start and inspect this environment's SageMaker pipelines; null for data."
+  value       = one(aws_iam_role.runner[*].arn)
+}
+
+output "plan_role_arn" {
+  description = "ARN of the read-only role that plans this environment (pull-request previews, drift); it writes only the state lock."
+  value       = aws_iam_role.plan.arn
 }

@@ -16,7 +16,18 @@ resource "aws_iam_role" "codepipeline" {
   })
 }
 
+# The connection's service was renamed; depending on the ARN's prefix either name is checked.
+data "aws_iam_policy_document" "codepipeline_source" {
+  statement {
+    sid       = "UseConnection"
+    actions   = ["codestar-connections:UseConnection", "codeconnections:UseConnection"]
+    resources = [var.connection_arn]
+  }
+}
+
 data "aws_iam_policy_document" "codepipeline" {
+  source_policy_documents = [data.aws_iam_policy_document.codepipeline_source.json]
+
   statement {
     sid     = "Artifacts"
     actions = ["s3:GetObject", "s3:GetObjectVersion", "s3:GetBucketVersioning", "s3:GetBucketLocation", "s3:ListBucket", "s3:PutObject"]
@@ -29,20 +40,13 @@ data "aws_iam_policy_document" "codepipeline" {
   statement {
     sid       = "ArtifactKey"
     actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
-    resources = [aws_kms_key.this.arn]
+    resources = [module.key.arn]
   }
 
   statement {
     sid       = "StartBuilds"
     actions   = ["codebuild:BatchGetBuilds", "codebuild:StartBuild"]
     resources = [for project in aws_codebuild_project.this : project.arn]
-  }
-
-  # The connection's service was renamed; depending on the ARN's prefix either name is checked.
-  statement {
-    sid       = "UseConnection"
-    actions   = ["codestar-connections:UseConnection", "codeconnections:UseConnection"]
-    resources = [var.connection_arn]
   }
 
   statement {
@@ -72,7 +76,8 @@ resource "aws_iam_role" "codebuild" {
   })
 }
 
-data "aws_iam_policy_document" "codebuild" {
+# What CodeBuild reaches outside the pipeline's own resources: the target roles and the state.
+data "aws_iam_policy_document" "codebuild_reach" {
   statement {
     sid       = "AssumeTargetRoles"
     actions   = ["sts:AssumeRole"]
@@ -83,8 +88,8 @@ data "aws_iam_policy_document" "codebuild" {
     sid     = "TerraformState"
     actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket", "s3:GetBucketVersioning"]
     resources = [
-      "arn:aws:s3:::${var.state_bucket}",
-      "arn:aws:s3:::${var.state_bucket}/*",
+      "arn:${local.partition}:s3:::${var.state_bucket}",
+      "arn:${local.partition}:s3:::${var.state_bucket}/*",
     ]
   }
 
@@ -93,7 +98,7 @@ data "aws_iam_policy_document" "codebuild" {
   statement {
     sid       = "TerraformStateKey"
     actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"]
-    resources = ["arn:aws:kms:${var.region}:${local.account}:key/*"]
+    resources = ["arn:${local.partition}:kms:${var.region}:${local.account}:key/*"]
 
     condition {
       test     = "StringEquals"
@@ -101,6 +106,10 @@ data "aws_iam_policy_document" "codebuild" {
       values   = ["s3.${var.region}.amazonaws.com"]
     }
   }
+}
+
+data "aws_iam_policy_document" "codebuild" {
+  source_policy_documents = [data.aws_iam_policy_document.codebuild_reach.json]
 
   statement {
     sid     = "Artifacts"
@@ -114,7 +123,7 @@ data "aws_iam_policy_document" "codebuild" {
   statement {
     sid       = "ArtifactKey"
     actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
-    resources = [aws_kms_key.this.arn]
+    resources = [module.key.arn]
   }
 
   statement {

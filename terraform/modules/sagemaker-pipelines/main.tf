@@ -2,56 +2,55 @@
 # register the model when the metric passes) and an inference pipeline (preprocess -> batch
 # predict -> predictions in the data account). Their definitions come from
 # ../sagemaker-pipeline-definitions; this module supplies the account around them.
+data "aws_caller_identity" "current" {}
+
+data "aws_region" "current" {}
+
 module "names" {
   source = "../naming"
 
   project  = var.project
-  region   = var.region
+  region   = data.aws_region.current.region
   accounts = var.accounts
 }
-
-data "aws_caller_identity" "current" {}
 
 locals {
   prefix       = "${var.project}-${var.environment}"
   account      = data.aws_caller_identity.current.account_id
+  partition    = module.names.partition
+  region       = data.aws_region.current.region
   data_buckets = module.names.data_buckets
   code_prefix  = "code"
 }
 
-resource "aws_kms_key" "this" {
-  description             = "${local.prefix}: ML code and job volumes"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.key.json
+# The data key lives in the data account. Jobs are handed its full ARN: an alias would be
+# resolved in the account of whoever uses it, not in the data account.
+data "aws_kms_key" "data" {
+  key_id = module.names.data_kms_alias_arn
 }
 
-resource "aws_kms_alias" "this" {
-  name          = "alias/${local.prefix}"
-  target_key_id = aws_kms_key.this.key_id
+module "key" {
+  source = "../kms-key"
+
+  alias       = local.prefix
+  description = "${local.prefix}: ML code"
 }
 
-data "aws_iam_policy_document" "key" {
-  #checkov:skip=CKV_AWS_109:In a key policy, Resource "*" is this key; the account statement is the AWS default that lets IAM policies grant use.
-  #checkov:skip=CKV_AWS_111:In a key policy, Resource "*" is this key; the account statement is the AWS default that lets IAM policies grant use.
-  #checkov:skip=CKV_AWS_356:In a key policy, Resource "*" is this key, not every resource.
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
+moved {
+  from = aws_kms_key.this
+  to   = module.key.aws_kms_key.this
+}
 
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:aws:iam::${local.account}:root"]
-    }
-  }
+moved {
+  from = aws_kms_alias.this
+  to   = module.key.aws_kms_alias.this
 }
 
 module "code_bucket" {
   source = "../secure-bucket"
 
   name                = module.names.code_buckets[var.environment]
-  kms_key_arn         = aws_kms_key.this.arn
+  kms_key_arn         = module.key.arn
   read_principal_arns = [aws_iam_role.sagemaker.arn]
   force_destroy       = var.force_destroy
 }
@@ -66,7 +65,7 @@ resource "aws_s3_object" "code" {
   key         = "${local.code_prefix}/${each.key}"
   source      = each.value
   source_hash = filemd5(each.value)
-  kms_key_id  = aws_kms_key.this.arn
+  kms_key_id  = module.key.arn
 }
 
 data "aws_sagemaker_prebuilt_ecr_image" "sklearn" {
@@ -79,17 +78,18 @@ resource "aws_sagemaker_model_package_group" "this" {
   model_package_group_description = "Models trained and approved by the ${local.prefix} training pipeline."
 }
 
-# Lets prod's roles read the packages registered in this environment; named like the bucket
-# grants (account principal, role matched by aws:PrincipalArn) so prod may be applied later.
+# Lets other environments' roles (prod's pipeline runner) read the packages registered here;
+# named like the bucket grants (account principal, role matched by aws:PrincipalArn) so prod
+# may be applied later. Their own identity policies must allow it too.
 data "aws_iam_policy_document" "model_packages" {
   statement {
     sid       = "ReadModelPackages"
-    actions   = ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages"]
-    resources = ["arn:aws:sagemaker:${var.region}:${local.account}:model-package/${local.prefix}-models/*", aws_sagemaker_model_package_group.this.arn]
+    actions   = ["sagemaker:DescribeModelPackage"]
+    resources = ["arn:${local.partition}:sagemaker:${local.region}:${local.account}:model-package/${local.prefix}-models/*"]
 
     principals {
       type        = "AWS"
-      identifiers = distinct([for arn in var.model_package_reader_arns : "arn:aws:iam::${split(":", arn)[4]}:root"])
+      identifiers = distinct([for arn in var.model_package_reader_arns : "arn:${local.partition}:iam::${split(":", arn)[4]}:root"])
     }
 
     condition {
@@ -101,7 +101,7 @@ data "aws_iam_policy_document" "model_packages" {
 }
 
 resource "aws_sagemaker_model_package_group_policy" "this" {
-  count = can(var.model_package_reader_arns[0]) ? 1 : 0
+  count = length(var.model_package_reader_arns) > 0 ? 1 : 0
 
   model_package_group_name = aws_sagemaker_model_package_group.this.model_package_group_name
   resource_policy          = data.aws_iam_policy_document.model_packages.json
@@ -118,7 +118,7 @@ module "definitions" {
   model_s3_uri             = "s3://${local.data_buckets["models"]}/${var.environment}/"
   predictions_s3_uri       = "s3://${local.data_buckets["predictions"]}/${var.environment}/"
   model_package_group_name = aws_sagemaker_model_package_group.this.model_package_group_name
-  output_kms_key_arn       = module.names.data_kms_alias_arn
+  output_kms_key_arn       = data.aws_kms_key.data.arn
   metric_threshold         = var.metric_threshold
   processing_instance_type = var.processing_instance_type
   training_instance_type   = var.training_instance_type

@@ -72,7 +72,7 @@ locals {
   # environments are created after this bucket.
   grants = {
     for access, arns in { read = var.read_principal_arns, write = var.write_principal_arns } :
-    access => arns if can(arns[0])
+    access => arns if length(arns) > 0
   }
   actions = {
     read  = ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation"]
@@ -110,7 +110,7 @@ data "aws_iam_policy_document" "this" {
 
       principals {
         type        = "AWS"
-        identifiers = distinct([for arn in statement.value : "arn:aws:iam::${split(":", arn)[4]}:root"])
+        identifiers = distinct([for arn in statement.value : "arn:${split(":", arn)[1]}:iam::${split(":", arn)[4]}:root"])
       }
 
       condition {

@@ -1,0 +1,1 @@
+../_shared/common_variables.tf
