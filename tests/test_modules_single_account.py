@@ -103,7 +103,7 @@ def test_roles_follow_the_config_convention_and_trust_the_codebuild_role(plans):
     # In one account the state bucket sits beside everything else; no deploy role may touch it.
     for env in ("dev", "staging", "prod", "data"):
         [policy] = [rc["change"]["after"]["policy"] for rc in _created(plans[f"roles-{env}"])
-                    if rc["type"] == "aws_iam_role_policy" and rc["name"] == "deploy"]
+                    if rc["type"] == "aws_iam_role_policy" and rc.get("index") == "deploy"]
         assert "tfstate" not in policy and f"arn:aws:s3:::mlops-demo-{'datalake' if env == 'data' else env}" in policy
         # Keys are theirs by tag; the state key (tagged mlcicd:project by bootstrap) is denied outright.
         [deny] = [st for st in json.loads(policy)["Statement"] if st.get("Sid") == "NoStateKey"]

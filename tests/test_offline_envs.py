@@ -207,7 +207,7 @@ def test_review_and_checkov_run_on_an_offline_plan(plans, repo):
 
 
 def role_policy(plans, env: str, name: str) -> list[dict]:
-    return statements(planned(plans[env], f"module.roles.aws_iam_role_policy.{name}")["policy"])
+    return statements(planned(plans[env], f'module.roles.aws_iam_role_policy.this["{name}"]')["policy"])
 
 
 def _matches(pattern: str, value: str) -> bool:
@@ -283,7 +283,7 @@ def test_parliament_finds_no_invalid_action_and_permissions_management_only_wher
                 managing = {a for f in findings if f.issue == "PERMISSIONS_MANAGEMENT_ACTIONS"
                             for a in f.location["actions"]}
                 expected = set()
-                if rc["name"] == "deploy":
+                if rc.get("index") == "deploy":
                     expected = DEPLOY_MANAGES if env == "roles-data" else ML_DEPLOY_MANAGES
                 assert managing == expected, where
             if rc["type"] == "aws_kms_key" and rc["change"]["after"].get("policy"):
@@ -329,7 +329,7 @@ S3_ACTIONS = {"ListObjectsV2": "ListBucket", "HeadObject": "GetObject"}
 def test_runner_role_allows_exactly_the_calls_run_pipeline_makes(plans, env):
     calls = _calls_in((REPO / "mlcicd" / "sagemaker.py").read_text())
     assert {"DescribeProcessingJob", "DescribeTransformJob", "StartPipelineExecution"} <= calls["sagemaker"]
-    policy = role_policy(plans, env, "runner[0]")
+    policy = role_policy(plans, env, "pipeline-runner")
     expected = {f"sagemaker:{op}" for op in calls["sagemaker"]} | {f"s3:{op}" for op in calls["s3"]}
     expected.add("kms:Decrypt")  # the predictions are encrypted with the data key
     assert granted_actions(policy) == expected
@@ -338,7 +338,7 @@ def test_runner_role_allows_exactly_the_calls_run_pipeline_makes(plans, env):
 def test_prod_runner_may_read_staging_model_packages_on_both_sides(plans):
     staging_package = "arn:aws:sagemaker:us-east-1:111111111111:model-package/mlops-demo-staging-models/3"
     prod_runner = "arn:aws:iam::111111111111:role/mlops-demo-prod-pipeline-runner"
-    identity = allowed_on(role_policy(plans, "roles-prod", "runner[0]"), "sagemaker:DescribeModelPackage")
+    identity = allowed_on(role_policy(plans, "roles-prod", "pipeline-runner"), "sagemaker:DescribeModelPackage")
     assert any(_matches(r, staging_package) for r in identity)
     [group_policy] = statements(planned(plans["staging"], "module.ml.aws_sagemaker_model_package_group_policy.this[0]")
                                 ["resource_policy"])
@@ -346,7 +346,8 @@ def test_prod_runner_may_read_staging_model_packages_on_both_sides(plans):
     assert any(_matches(r, staging_package) for r in as_list(group_policy["Resource"]))
     assert group_policy["Condition"]["ArnEquals"]["aws:PrincipalArn"] == prod_runner
     # Staging's own runner reads only staging's packages.
-    staging_runner = allowed_on(role_policy(plans, "roles-staging", "runner[0]"), "sagemaker:DescribeModelPackage")
+    staging_runner = allowed_on(role_policy(plans, "roles-staging", "pipeline-runner"),
+                                "sagemaker:DescribeModelPackage")
     assert not any(_matches(r, staging_package.replace("staging", "prod")) for r in staging_runner)
 
 

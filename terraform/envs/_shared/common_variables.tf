@@ -1,6 +1,7 @@
 # Shared by every environment (each env directory links to this file). mlcicd writes these
-# into every environment's terraform.tfvars.json from mlcicd.yaml. project, region and
-# accounts are checked where they are used, in modules/naming.
+# into every environment's terraform.tfvars.json from mlcicd.yaml. Values passed on to modules
+# are checked there, where they are used (project, region and accounts in modules/naming,
+# repository and branch in modules/pipeline).
 variable "project" {
   description = "Project name; prefixes every resource name."
   type        = string
@@ -49,19 +50,9 @@ variable "assume_role_arn" {
 variable "repository" {
   description = "GitHub repository the pipeline builds, as owner/repo."
   type        = string
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$", var.repository))
-    error_message = "repository must be owner/repo."
-  }
 }
 
 variable "branch" {
   description = "Branch whose pushes start the pipeline."
   type        = string
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9._/-]{1,200}$", var.branch))
-    error_message = "branch must be a valid branch name."
-  }
 }

@@ -23,10 +23,13 @@ module "ml" {
   accounts                  = var.accounts
   environment               = var.environment
   training_enabled          = local.training_enabled
-  metric_threshold          = var.metric_threshold
-  processing_instance_type  = var.processing_instance_type
-  training_instance_type    = var.training_instance_type
-  inference_instance_type   = var.inference_instance_type
   force_destroy             = var.force_destroy
   model_package_reader_arns = local.model_package_reader_arns
+
+  jobs = {
+    metric_threshold         = var.metric_threshold
+    processing_instance_type = var.processing_instance_type
+    training_instance_type   = var.training_instance_type
+    inference_instance_type  = var.inference_instance_type
+  }
 }

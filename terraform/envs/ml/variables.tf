@@ -3,11 +3,6 @@ variable "metric_threshold" {
   description = "Lowest evaluation metric (between 0 and 1) at which the training pipeline registers the model."
   type        = number
   default     = 0.75
-
-  validation {
-    condition     = var.metric_threshold >= 0 && var.metric_threshold <= 1
-    error_message = "metric_threshold must be between 0 and 1."
-  }
 }
 
 variable "processing_instance_type" {

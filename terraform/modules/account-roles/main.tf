@@ -3,24 +3,19 @@
 # only), `plan` reads everything a plan needs and writes nothing but the state lock. All trust
 # only the devops CodeBuild role. This is the one configuration applied with an
 # administrator's credentials, before the pipeline exists.
-data "aws_caller_identity" "current" {}
-
-data "aws_region" "current" {}
-
 module "names" {
   source = "../naming"
 
   project  = var.project
-  region   = data.aws_region.current.region
   accounts = var.accounts
 }
 
 locals {
   env       = var.target_environment
   ml        = local.env != "data"
-  account   = data.aws_caller_identity.current.account_id
+  account   = module.names.account_id
   partition = module.names.partition
-  region    = data.aws_region.current.region
+  region    = module.names.region
   prefix    = "${var.project}-${local.env}"
 
   sagemaker_arn = "arn:${local.partition}:sagemaker:${local.region}:${local.account}"
@@ -62,45 +57,40 @@ data "aws_iam_policy_document" "trust" {
   }
 }
 
-resource "aws_iam_role" "deploy" {
-  name                 = "${local.prefix}-deploy"
-  description          = "Runs Terraform for ${local.env}; assumed by the ${var.project} pipeline's CodeBuild role."
+locals {
+  roles = merge(
+    {
+      deploy = {
+        description = "Runs Terraform for ${local.env}; assumed by the ${var.project} pipeline's CodeBuild role."
+        policy      = data.aws_iam_policy_document.deploy.json
+      }
+      plan = {
+        description = "Plans ${local.env} read-only (pull-request previews, drift checks); writes only the state lock."
+        policy      = data.aws_iam_policy_document.plan.json
+      }
+    },
+    local.ml ? {
+      pipeline-runner = {
+        description = "Starts and inspects ${local.env} SageMaker pipelines; assumed by the ${var.project} pipeline's CodeBuild role."
+        policy      = data.aws_iam_policy_document.runner.json
+      }
+    } : {},
+  )
+}
+
+resource "aws_iam_role" "this" {
+  for_each = local.roles
+
+  name                 = "${local.prefix}-${each.key}"
+  description          = each.value.description
   assume_role_policy   = data.aws_iam_policy_document.trust.json
   max_session_duration = var.max_session_duration
 }
 
-resource "aws_iam_role_policy" "deploy" {
-  name   = "deploy"
-  role   = aws_iam_role.deploy.id
-  policy = data.aws_iam_policy_document.deploy.json
-}
+resource "aws_iam_role_policy" "this" {
+  for_each = local.roles
 
-resource "aws_iam_role" "runner" {
-  count = local.ml ? 1 : 0
-
-  name                 = "${local.prefix}-pipeline-runner"
-  description          = "Starts and inspects ${local.env} SageMaker pipelines; assumed by the ${var.project} pipeline's CodeBuild role."
-  assume_role_policy   = data.aws_iam_policy_document.trust.json
-  max_session_duration = var.max_session_duration
-}
-
-resource "aws_iam_role_policy" "runner" {
-  count = local.ml ? 1 : 0
-
-  name   = "pipeline-runner"
-  role   = aws_iam_role.runner[0].id
-  policy = data.aws_iam_policy_document.runner.json
-}
-
-resource "aws_iam_role" "plan" {
-  name                 = "${local.prefix}-plan"
-  description          = "Plans ${local.env} read-only (pull-request previews, drift checks); writes only the state lock."
-  assume_role_policy   = data.aws_iam_policy_document.trust.json
-  max_session_duration = var.max_session_duration
-}
-
-resource "aws_iam_role_policy" "plan" {
-  name   = "plan"
-  role   = aws_iam_role.plan.id
-  policy = data.aws_iam_policy_document.plan.json
+  name   = each.key
+  role   = aws_iam_role.this[each.key].id
+  policy = each.value.policy
 }

@@ -2,6 +2,30 @@
 # types the environment's modules manage (modules/data, modules/sagemaker-pipelines,
 # modules/kms-key, modules/secure-bucket), on those resources only.
 
+locals {
+  # What Terraform reads to refresh a bucket and its settings (aws_s3_bucket and the
+  # aws_s3_bucket_* resources of modules/secure-bucket).
+  bucket_reads = [
+    "s3:GetAccelerateConfiguration",
+    "s3:GetBucketAcl",
+    "s3:GetBucketCORS",
+    "s3:GetBucketLocation",
+    "s3:GetBucketLogging",
+    "s3:GetBucketObjectLockConfiguration",
+    "s3:GetBucketOwnershipControls",
+    "s3:GetBucketPolicy",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:GetBucketRequestPayment",
+    "s3:GetBucketTagging",
+    "s3:GetBucketVersioning",
+    "s3:GetBucketWebsite",
+    "s3:GetEncryptionConfiguration",
+    "s3:GetLifecycleConfiguration",
+    "s3:GetReplicationConfiguration",
+    "s3:ListBucket",
+  ]
+}
+
 # -- deploy: what Terraform needs to manage the environment ----------------------------------
 
 data "aws_iam_policy_document" "deploy" {
@@ -81,6 +105,9 @@ data "aws_iam_policy_document" "deploy" {
       "kms:TagResource",
       "kms:UntagResource",
       "kms:UpdateKeyDescription",
+      # An ML environment uploads its code objects encrypted with its key.
+      "kms:Decrypt",
+      "kms:GenerateDataKey",
     ]
     resources = ["${local.kms_arn}:key/*"]
 
@@ -105,27 +132,10 @@ data "aws_iam_policy_document" "deploy" {
 
   statement {
     sid = "ManageBuckets"
-    actions = [
+    actions = concat(local.bucket_reads, [
       "s3:CreateBucket",
       "s3:DeleteBucket",
       "s3:DeleteBucketPolicy",
-      "s3:GetAccelerateConfiguration",
-      "s3:GetBucketAcl",
-      "s3:GetBucketCORS",
-      "s3:GetBucketLocation",
-      "s3:GetBucketLogging",
-      "s3:GetBucketObjectLockConfiguration",
-      "s3:GetBucketOwnershipControls",
-      "s3:GetBucketPolicy",
-      "s3:GetBucketPublicAccessBlock",
-      "s3:GetBucketRequestPayment",
-      "s3:GetBucketTagging",
-      "s3:GetBucketVersioning",
-      "s3:GetBucketWebsite",
-      "s3:GetEncryptionConfiguration",
-      "s3:GetLifecycleConfiguration",
-      "s3:GetReplicationConfiguration",
-      "s3:ListBucket",
       "s3:PutBucketOwnershipControls",
       "s3:PutBucketPolicy",
       "s3:PutBucketPublicAccessBlock",
@@ -133,7 +143,7 @@ data "aws_iam_policy_document" "deploy" {
       "s3:PutBucketVersioning",
       "s3:PutEncryptionConfiguration",
       "s3:PutLifecycleConfiguration",
-    ]
+    ])
     resources = local.managed_bucket_arns
   }
 }
@@ -155,22 +165,6 @@ data "aws_iam_policy_document" "deploy_ml" {
       "s3:PutObjectTagging",
     ]
     resources = flatten([for arn in local.managed_bucket_arns : [arn, "${arn}/*"]])
-  }
-
-  statement {
-    sid       = "EncryptCodeObjects"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = ["${local.kms_arn}:key/*"]
-
-    dynamic "condition" {
-      for_each = local.own_key
-
-      content {
-        test     = "StringEquals"
-        variable = condition.key
-        values   = [condition.value]
-      }
-    }
   }
 
   # Key metadata only: the data key's ARN, looked up by its alias.
@@ -384,26 +378,8 @@ data "aws_iam_policy_document" "plan" {
   }
 
   statement {
-    sid = "ReadBuckets"
-    actions = [
-      "s3:GetAccelerateConfiguration",
-      "s3:GetBucketAcl",
-      "s3:GetBucketCORS",
-      "s3:GetBucketLocation",
-      "s3:GetBucketLogging",
-      "s3:GetBucketObjectLockConfiguration",
-      "s3:GetBucketOwnershipControls",
-      "s3:GetBucketPolicy",
-      "s3:GetBucketPublicAccessBlock",
-      "s3:GetBucketRequestPayment",
-      "s3:GetBucketTagging",
-      "s3:GetBucketVersioning",
-      "s3:GetBucketWebsite",
-      "s3:GetEncryptionConfiguration",
-      "s3:GetLifecycleConfiguration",
-      "s3:GetReplicationConfiguration",
-      "s3:ListBucket",
-    ]
+    sid       = "ReadBuckets"
+    actions   = local.bucket_reads
     resources = local.managed_bucket_arns
   }
 }

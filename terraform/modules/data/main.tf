@@ -2,13 +2,10 @@
 # customer-managed key. The SageMaker roles of dev/staging/prod and the pipeline-runner roles
 # of staging/prod are named by convention (modules/naming), so this account can be applied
 # before any of them exist.
-data "aws_region" "current" {}
-
 module "names" {
   source = "../naming"
 
   project  = var.project
-  region   = data.aws_region.current.region
   accounts = var.accounts
 }
 
@@ -39,38 +36,19 @@ locals {
   key_readers = [for env in ["dev", "staging", "prod"] : module.names.deploy_role_arns[env]]
 }
 
-data "aws_iam_policy_document" "key_users" {
-  statement {
-    sid       = "NamedRolesUse"
-    actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
-    resources = ["*"]
+module "key_users" {
+  source = "../role-grants"
 
-    principals {
-      type        = "AWS"
-      identifiers = distinct([for arn in local.key_users : "arn:${module.names.partition}:iam::${split(":", arn)[4]}:root"])
+  grants = {
+    NamedRolesUse = {
+      actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+      resources = ["*"]
+      roles     = local.key_users
     }
-
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:PrincipalArn"
-      values   = local.key_users
-    }
-  }
-
-  statement {
-    sid       = "DeployRolesDescribe"
-    actions   = ["kms:DescribeKey"]
-    resources = ["*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = distinct([for arn in local.key_readers : "arn:${module.names.partition}:iam::${split(":", arn)[4]}:root"])
-    }
-
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:PrincipalArn"
-      values   = local.key_readers
+    DeployRolesDescribe = {
+      actions   = ["kms:DescribeKey"]
+      resources = ["*"]
+      roles     = local.key_readers
     }
   }
 }
@@ -80,7 +58,7 @@ module "key" {
 
   alias            = trimprefix(module.names.data_kms_alias, "alias/")
   description      = "${var.project} data: data lake, model artefacts and predictions"
-  policy_documents = [data.aws_iam_policy_document.key_users.json]
+  policy_documents = [module.key_users.json]
 }
 
 module "bucket" {
@@ -92,14 +70,4 @@ module "bucket" {
   read_principal_arns  = each.value.read
   write_principal_arns = each.value.write
   force_destroy        = var.force_destroy
-}
-
-moved {
-  from = aws_kms_key.this
-  to   = module.key.aws_kms_key.this
-}
-
-moved {
-  from = aws_kms_alias.this
-  to   = module.key.aws_kms_alias.this
 }

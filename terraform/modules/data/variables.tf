@@ -1,8 +1,3 @@
-variable "project" {
-  description = "Project name; prefixes every resource name (checked by the naming module)."
-  type        = string
-}
-
 variable "accounts" {
   description = "Account id of each role: devops, dev, staging, prod and data (checked by the naming module)."
   type        = map(string)
@@ -12,4 +7,9 @@ variable "force_destroy" {
   description = "Whether destroying a bucket also deletes its objects (for throwaway environments only)."
   type        = bool
   default     = false
+}
+
+variable "project" {
+  description = "Project name; prefixes every resource name (checked by the naming module)."
+  type        = string
 }

@@ -1,12 +1,17 @@
 # The naming conventions of the whole system, in one place. Every module that must find a
 # resource in another account (a role to trust, a bucket to read, a key to use) derives its
 # name here instead of reading another environment's state. Names carry the environment,
-# so single-account mode (all five ids equal) has no collisions. The partition comes from the
-# provider, so the same names hold in aws, aws-cn and aws-us-gov.
+# so single-account mode (all five ids equal) has no collisions. The account, the partition
+# and (unless given) the region come from the provider, so the same names hold in aws, aws-cn and aws-us-gov.
+data "aws_caller_identity" "current" {}
+
 data "aws_partition" "current" {}
+
+data "aws_region" "current" {}
 
 locals {
   partition = data.aws_partition.current.partition
+  region    = coalesce(var.region, data.aws_region.current.region)
   targets   = ["dev", "staging", "prod", "data"]
 
   # Bucket names are global: the account id keeps them unique across customers.

@@ -3,6 +3,16 @@ output "partition" {
   value       = local.partition
 }
 
+output "account_id" {
+  description = "Account the provider works in."
+  value       = data.aws_caller_identity.current.account_id
+}
+
+output "region" {
+  description = "AWS region the names are made for."
+  value       = local.region
+}
+
 output "data_buckets" {
   description = "Data-account bucket names by purpose: datalake, models, predictions."
   value       = local.data_buckets
@@ -20,7 +30,7 @@ output "data_kms_alias" {
 
 output "data_kms_alias_arn" {
   description = "ARN of the data account's KMS key alias; resolve it to the key ARN (data.aws_kms_key) before handing it to a service."
-  value       = "arn:${local.partition}:kms:${var.region}:${var.accounts["data"]}:${local.data_kms_alias}"
+  value       = "arn:${local.partition}:kms:${local.region}:${var.accounts["data"]}:${local.data_kms_alias}"
 }
 
 output "codebuild_role_name" {
@@ -55,5 +65,5 @@ output "sagemaker_role_arns" {
 
 output "state_bucket" {
   description = "Default name of the Terraform state bucket in the devops account (mlcicd.yaml state.bucket, when not set)."
-  value       = trim(substr("${var.project}-tfstate-${var.accounts["devops"]}-${var.region}", 0, 63), "-.")
+  value       = trim(substr("${var.project}-tfstate-${var.accounts["devops"]}-${local.region}", 0, 63), "-.")
 }

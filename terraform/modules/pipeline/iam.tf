@@ -1,19 +1,26 @@
 # Two roles. CodePipeline moves artifacts, starts the CodeBuild projects, uses the one GitHub
 # connection and notifies approvers. CodeBuild runs mlcicd: it keeps Terraform state in the
 # state bucket and reaches the target accounts only by assuming their named roles.
+locals {
+  # Each service role trusts its service, for this account only. A single principal string
+  # (not a list): a list here is rejected by some tooling.
+  service_trust = {
+    for service in ["codepipeline", "codebuild"] : service => jsonencode({
+      Version = "2012-10-17"
+      Statement = [{
+        Effect    = "Allow"
+        Action    = "sts:AssumeRole"
+        Principal = { Service = "${service}.amazonaws.com" }
+        Condition = { StringEquals = { "aws:SourceAccount" = local.account } }
+      }]
+    })
+  }
+}
+
 resource "aws_iam_role" "codepipeline" {
-  name        = "${local.name}-codepipeline"
-  description = "Service role of the ${local.name} CodePipeline."
-  # A single principal string (not a list): a list here is rejected by some tooling.
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Action    = "sts:AssumeRole"
-      Principal = { Service = "codepipeline.amazonaws.com" }
-      Condition = { StringEquals = { "aws:SourceAccount" = local.account } }
-    }]
-  })
+  name               = "${local.name}-codepipeline"
+  description        = "Service role of the ${local.name} CodePipeline."
+  assume_role_policy = local.service_trust["codepipeline"]
 }
 
 # The connection's service was renamed; depending on the ARN's prefix either name is checked.
@@ -25,16 +32,12 @@ data "aws_iam_policy_document" "codepipeline_source" {
   }
 }
 
-data "aws_iam_policy_document" "codepipeline" {
-  source_policy_documents = [data.aws_iam_policy_document.codepipeline_source.json]
-
+# Both roles move artifacts: CodePipeline between actions, CodeBuild in and out of a build.
+data "aws_iam_policy_document" "artifacts" {
   statement {
-    sid     = "Artifacts"
-    actions = ["s3:GetObject", "s3:GetObjectVersion", "s3:GetBucketVersioning", "s3:GetBucketLocation", "s3:ListBucket", "s3:PutObject"]
-    resources = [
-      module.artifacts.arn,
-      "${module.artifacts.arn}/*",
-    ]
+    sid       = "Artifacts"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:GetBucketVersioning", "s3:GetBucketLocation", "s3:ListBucket", "s3:PutObject"]
+    resources = [module.artifacts.arn, "${module.artifacts.arn}/*"]
   }
 
   statement {
@@ -42,6 +45,10 @@ data "aws_iam_policy_document" "codepipeline" {
     actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
     resources = [module.key.arn]
   }
+}
+
+data "aws_iam_policy_document" "codepipeline" {
+  source_policy_documents = [data.aws_iam_policy_document.codepipeline_source.json, data.aws_iam_policy_document.artifacts.json]
 
   statement {
     sid       = "StartBuilds"
@@ -63,17 +70,9 @@ resource "aws_iam_role_policy" "codepipeline" {
 }
 
 resource "aws_iam_role" "codebuild" {
-  name        = module.names.codebuild_role_name
-  description = "Runs mlcicd in the ${local.name} CodeBuild projects; the only principal the target accounts' roles trust."
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Action    = "sts:AssumeRole"
-      Principal = { Service = "codebuild.amazonaws.com" }
-      Condition = { StringEquals = { "aws:SourceAccount" = local.account } }
-    }]
-  })
+  name               = module.names.codebuild_role_name
+  description        = "Runs mlcicd in the ${local.name} CodeBuild projects; the only principal the target accounts' roles trust."
+  assume_role_policy = local.service_trust["codebuild"]
 }
 
 # What CodeBuild reaches outside the pipeline's own resources: the target roles and the state.
@@ -109,22 +108,7 @@ data "aws_iam_policy_document" "codebuild_reach" {
 }
 
 data "aws_iam_policy_document" "codebuild" {
-  source_policy_documents = [data.aws_iam_policy_document.codebuild_reach.json]
-
-  statement {
-    sid     = "Artifacts"
-    actions = ["s3:GetObject", "s3:GetObjectVersion", "s3:GetBucketLocation", "s3:ListBucket", "s3:PutObject"]
-    resources = [
-      module.artifacts.arn,
-      "${module.artifacts.arn}/*",
-    ]
-  }
-
-  statement {
-    sid       = "ArtifactKey"
-    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
-    resources = [module.key.arn]
-  }
+  source_policy_documents = [data.aws_iam_policy_document.codebuild_reach.json, data.aws_iam_policy_document.artifacts.json]
 
   statement {
     sid       = "Logs"

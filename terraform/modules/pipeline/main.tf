@@ -10,10 +10,8 @@ module "names" {
   accounts = var.accounts
 }
 
-data "aws_caller_identity" "current" {}
-
 locals {
-  account   = data.aws_caller_identity.current.account_id
+  account   = module.names.account_id
   partition = module.names.partition
   name      = "${var.project}-pipeline"
 
@@ -74,16 +72,6 @@ module "key" {
   policy_documents = [data.aws_iam_policy_document.key_services.json]
 }
 
-moved {
-  from = aws_kms_key.this
-  to   = module.key.aws_kms_key.this
-}
-
-moved {
-  from = aws_kms_alias.this
-  to   = module.key.aws_kms_alias.this
-}
-
 module "artifacts" {
   source = "../secure-bucket"
 
@@ -98,18 +86,9 @@ resource "aws_sns_topic" "this" {
   kms_master_key_id = module.key.arn
 }
 
+# The CodePipeline role publishes approval requests through its own identity policy (same
+# account); the topic policy adds only EventBridge, which has no role here.
 data "aws_iam_policy_document" "topic" {
-  statement {
-    sid       = "PipelinePublishes"
-    actions   = ["sns:Publish"]
-    resources = [aws_sns_topic.this.arn]
-
-    principals {
-      type        = "AWS"
-      identifiers = [aws_iam_role.codepipeline.arn]
-    }
-  }
-
   statement {
     sid       = "FailureEventsPublish"
     actions   = ["sns:Publish"]

@@ -2,23 +2,18 @@
 # register the model when the metric passes) and an inference pipeline (preprocess -> batch
 # predict -> predictions in the data account). Their definitions come from
 # ../sagemaker-pipeline-definitions; this module supplies the account around them.
-data "aws_caller_identity" "current" {}
-
-data "aws_region" "current" {}
-
 module "names" {
   source = "../naming"
 
   project  = var.project
-  region   = data.aws_region.current.region
   accounts = var.accounts
 }
 
 locals {
   prefix       = "${var.project}-${var.environment}"
-  account      = data.aws_caller_identity.current.account_id
+  account      = module.names.account_id
   partition    = module.names.partition
-  region       = data.aws_region.current.region
+  region       = module.names.region
   data_buckets = module.names.data_buckets
   code_prefix  = "code"
 }
@@ -34,16 +29,6 @@ module "key" {
 
   alias       = local.prefix
   description = "${local.prefix}: ML code"
-}
-
-moved {
-  from = aws_kms_key.this
-  to   = module.key.aws_kms_key.this
-}
-
-moved {
-  from = aws_kms_alias.this
-  to   = module.key.aws_kms_alias.this
 }
 
 module "code_bucket" {
@@ -70,7 +55,7 @@ resource "aws_s3_object" "code" {
 
 data "aws_sagemaker_prebuilt_ecr_image" "sklearn" {
   repository_name = "sagemaker-scikit-learn"
-  image_tag       = var.sklearn_image_tag
+  image_tag       = var.jobs.sklearn_image_tag
 }
 
 resource "aws_sagemaker_model_package_group" "this" {
@@ -78,24 +63,16 @@ resource "aws_sagemaker_model_package_group" "this" {
   model_package_group_description = "Models trained and approved by the ${local.prefix} training pipeline."
 }
 
-# Lets other environments' roles (prod's pipeline runner) read the packages registered here;
-# named like the bucket grants (account principal, role matched by aws:PrincipalArn) so prod
-# may be applied later. Their own identity policies must allow it too.
-data "aws_iam_policy_document" "model_packages" {
-  statement {
-    sid       = "ReadModelPackages"
-    actions   = ["sagemaker:DescribeModelPackage"]
-    resources = ["arn:${local.partition}:sagemaker:${local.region}:${local.account}:model-package/${local.prefix}-models/*"]
+# Lets other environments' roles (prod's pipeline runner) read the packages registered here,
+# so prod may be applied later. Their own identity policies must allow it too.
+module "model_package_readers" {
+  source = "../role-grants"
 
-    principals {
-      type        = "AWS"
-      identifiers = distinct([for arn in var.model_package_reader_arns : "arn:${local.partition}:iam::${split(":", arn)[4]}:root"])
-    }
-
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:PrincipalArn"
-      values   = var.model_package_reader_arns
+  grants = {
+    ReadModelPackages = {
+      actions   = ["sagemaker:DescribeModelPackage"]
+      resources = ["arn:${local.partition}:sagemaker:${local.region}:${local.account}:model-package/${local.prefix}-models/*"]
+      roles     = var.model_package_reader_arns
     }
   }
 }
@@ -104,7 +81,7 @@ resource "aws_sagemaker_model_package_group_policy" "this" {
   count = length(var.model_package_reader_arns) > 0 ? 1 : 0
 
   model_package_group_name = aws_sagemaker_model_package_group.this.model_package_group_name
-  resource_policy          = data.aws_iam_policy_document.model_packages.json
+  resource_policy          = module.model_package_readers.json
 }
 
 module "definitions" {
@@ -119,32 +96,39 @@ module "definitions" {
   predictions_s3_uri       = "s3://${local.data_buckets["predictions"]}/${var.environment}/"
   model_package_group_name = aws_sagemaker_model_package_group.this.model_package_group_name
   output_kms_key_arn       = data.aws_kms_key.data.arn
-  metric_threshold         = var.metric_threshold
-  processing_instance_type = var.processing_instance_type
-  training_instance_type   = var.training_instance_type
-  inference_instance_type  = var.inference_instance_type
+  metric_threshold         = var.jobs.metric_threshold
+  processing_instance_type = var.jobs.processing_instance_type
+  training_instance_type   = var.jobs.training_instance_type
+  inference_instance_type  = var.jobs.inference_instance_type
   sklearn_image_uri        = data.aws_sagemaker_prebuilt_ecr_image.sklearn.registry_path
 }
 
 # Inline definitions: a definition read from S3 shows a spurious diff on every plan.
-resource "aws_sagemaker_pipeline" "training" {
-  count = var.training_enabled ? 1 : 0
-
-  pipeline_name         = "${local.prefix}-training"
-  pipeline_display_name = "${local.prefix}-training"
-  pipeline_description  = "Preprocess, train, evaluate, and register the model when its metric passes ${var.metric_threshold}."
-  role_arn              = aws_iam_role.sagemaker.arn
-  pipeline_definition   = module.definitions.training_definition
-
-  depends_on = [aws_s3_object.code, aws_iam_role_policy.sagemaker]
+locals {
+  pipelines = merge(
+    var.training_enabled ? {
+      training = {
+        description = "Preprocess, train, evaluate, and register the model when its metric passes ${var.jobs.metric_threshold}."
+        definition  = module.definitions.training_definition
+      }
+    } : {},
+    {
+      inference = {
+        description = "Preprocess, batch-predict with a registered model, and write the predictions to the data account."
+        definition  = module.definitions.inference_definition
+      }
+    },
+  )
 }
 
-resource "aws_sagemaker_pipeline" "inference" {
-  pipeline_name         = "${local.prefix}-inference"
-  pipeline_display_name = "${local.prefix}-inference"
-  pipeline_description  = "Preprocess, batch-predict with a registered model, and write the predictions to the data account."
+resource "aws_sagemaker_pipeline" "this" {
+  for_each = local.pipelines
+
+  pipeline_name         = "${local.prefix}-${each.key}"
+  pipeline_display_name = "${local.prefix}-${each.key}"
+  pipeline_description  = each.value.description
   role_arn              = aws_iam_role.sagemaker.arn
-  pipeline_definition   = module.definitions.inference_definition
+  pipeline_definition   = each.value.definition
 
   depends_on = [aws_s3_object.code, aws_iam_role_policy.sagemaker]
 }
