@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from mlcicd import awsschema
 from mlcicd.cli import main
 from mlcicd.offline import provider
-from tests.offline_plans import as_list, documents, planned, statements
+from tests.offline_plans import as_list, copy_project, documents, plan_all, planned, statements
 
 REPO = Path(__file__).resolve().parent.parent
 # Every root module, and each environment whose policies differ (ml serves dev, staging and
@@ -408,3 +408,28 @@ def test_write_grants_see_a_wildcard_and_a_verb_in_any_service():
     grants = write_grants(policy)
     assert grants["s3:PutBucketPolicy"] == [bucket] and grants["iam:PassRole"] == ["arn:aws:iam::1:role/r"]
     assert not any(a.startswith("sagemaker:") for a in grants)
+
+
+# -- partitions ----------------------------------------------------------------------------------
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+def test_arns_take_the_partition_of_the_region(tmp_path_factory):
+    """The same modules in GovCloud: every planned ARN is an arn:aws-us-gov: one."""
+    text = (REPO / "mlcicd.yaml").read_text().replace("region: us-east-1", "region: us-gov-west-1")
+    config = copy_project(tmp_path_factory.mktemp("govcloud"), text)
+    found = plan_all(config, ["data", "roles-prod"])
+    arns = [s for plan in found.values() for rc in plan["resource_changes"]
+            for s in _strings(rc["change"]["after"]) if "arn:" in s]
+    assert len(arns) >= 10
+    assert not [s for s in arns if "arn:aws:" in s]
+    assert any("arn:aws-us-gov:iam::111111111111:role/mlops-demo-prod-pipeline-runner" in s for s in arns)
