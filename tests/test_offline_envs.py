@@ -433,3 +433,19 @@ def test_arns_take_the_partition_of_the_region(tmp_path_factory):
     assert len(arns) >= 10
     assert not [s for s in arns if "arn:aws:" in s]
     assert any("arn:aws-us-gov:iam::111111111111:role/mlops-demo-prod-pipeline-runner" in s for s in arns)
+
+
+def test_data_key_lets_the_ml_deploy_and_plan_roles_resolve_its_alias(plans):
+    """Both sides of the cross-account DescribeKey behind data.aws_kms_key: the data key's policy
+    names the roles, and their identity policies allow it."""
+    policy = statements(planned(plans["data"], "module.data.module.key.aws_kms_key.this")["policy"])
+    describing = {arn for st in policy if "kms:DescribeKey" in as_list(st["Action"])
+                  for arn in as_list(st.get("Condition", {}).get("ArnEquals", {}).get("aws:PrincipalArn"))}
+    key = "arn:aws:kms:us-east-1:111111111111:key/0f1e2d3c-aaaa-bbbb-cccc-111122223333"
+    for env in ("dev", "staging", "prod"):
+        for role in ("deploy", "plan"):
+            assert f"arn:aws:iam::111111111111:role/mlops-demo-{env}-{role}" in describing
+    for env in ("roles-staging", "roles-prod"):
+        for role in ("deploy", "plan"):
+            granted = allowed_on(role_policy(plans, env, role), "kms:DescribeKey")
+            assert any(_matches(r, key) for r in granted), (env, role)

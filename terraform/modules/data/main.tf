@@ -31,9 +31,9 @@ locals {
     }
   }
   key_users = distinct(concat(values(local.sagemaker), [local.runners["staging"], local.runners["prod"]]))
-  # The ML environments' deploy roles look the key up by its alias (data.aws_kms_key) to hand
-  # SageMaker its full ARN: an alias resolves in the caller's account.
-  key_readers = [for env in ["dev", "staging", "prod"] : module.names.deploy_role_arns[env]]
+  # The ML environments' deploy and plan roles look the key up by its alias (data.aws_kms_key)
+  # to hand SageMaker its full ARN: an alias resolves in the caller's account.
+  key_readers = flatten([for env in ["dev", "staging", "prod"] : [module.names.deploy_role_arns[env], module.names.plan_role_arns[env]]])
 }
 
 module "key_users" {
@@ -45,7 +45,7 @@ module "key_users" {
       resources = ["*"]
       roles     = local.key_users
     }
-    DeployRolesDescribe = {
+    PlanningRolesDescribe = {
       actions   = ["kms:DescribeKey"]
       resources = ["*"]
       roles     = local.key_readers
