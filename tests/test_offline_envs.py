@@ -449,3 +449,21 @@ def test_data_key_lets_the_ml_deploy_and_plan_roles_resolve_its_alias(plans):
         for role in ("deploy", "plan"):
             granted = allowed_on(role_policy(plans, env, role), "kms:DescribeKey")
             assert any(_matches(r, key) for r in granted), (env, role)
+
+
+def test_runners_read_predictions_on_both_sides(plans):
+    """The Test action checks the predictions in the data account: the runner's identity policy
+    and the predictions bucket's policy both allow it, and no other role reads them."""
+    bucket = 'module.data.module.bucket["predictions"].aws_s3_bucket_policy.this'
+    policy = statements(planned(plans["data"], bucket)["policy"])
+    [read] = [st for st in policy if st.get("Sid") == "AllowRead"]
+    readers = as_list(read["Condition"]["ArnEquals"]["aws:PrincipalArn"])
+    assert sorted(readers) == [f"arn:aws:iam::111111111111:role/mlops-demo-{env}-pipeline-runner"
+                               for env in ("prod", "staging")]
+    for env in ("staging", "prod"):
+        obj = f"arn:aws:s3:::mlops-demo-predictions-111111111111/{env}/part-0.csv"
+        assert any(_matches(r, obj) for r in as_list(read["Resource"]))
+        granted = allowed_on(role_policy(plans, f"roles-{env}", "pipeline-runner"), "s3:GetObject")
+        assert any(_matches(r, obj) for r in granted)
+        other = obj.replace(f"/{env}/", "/dev/")
+        assert not any(_matches(r, other) for r in granted)  # a runner reads its own environment's only

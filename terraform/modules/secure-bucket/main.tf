@@ -66,7 +66,11 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
   depends_on = [aws_s3_bucket_versioning.this]
 }
 
+data "aws_partition" "current" {}
+
 locals {
+  # The bucket and its objects, from the name: known while planning, so the policy is too.
+  resources    = ["arn:${data.aws_partition.current.partition}:s3:::${var.name}", "arn:${data.aws_partition.current.partition}:s3:::${var.name}/*"]
   read_actions = ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation"]
 }
 
@@ -75,7 +79,7 @@ data "aws_iam_policy_document" "tls" {
     sid       = "EnforcedTLS"
     effect    = "Deny"
     actions   = ["s3:*"]
-    resources = [aws_s3_bucket.this.arn, "${aws_s3_bucket.this.arn}/*"]
+    resources = local.resources
 
     principals {
       type        = "*"
@@ -97,12 +101,12 @@ module "policy" {
   grants = {
     AllowRead = {
       actions   = local.read_actions
-      resources = [aws_s3_bucket.this.arn, "${aws_s3_bucket.this.arn}/*"]
+      resources = local.resources
       roles     = var.read_principal_arns
     }
     AllowWrite = {
       actions   = concat(local.read_actions, ["s3:PutObject", "s3:AbortMultipartUpload"])
-      resources = [aws_s3_bucket.this.arn, "${aws_s3_bucket.this.arn}/*"]
+      resources = local.resources
       roles     = var.write_principal_arns
     }
   }
