@@ -19,25 +19,15 @@ variable "kms_key_arn" {
 }
 
 variable "read_principal_arns" {
-  description = "IAM role ARNs (any account) allowed to list and read objects."
+  description = "IAM role ARNs (any account) allowed to list and read objects (checked by role-grants)."
   type        = list(string)
   default     = []
-
-  validation {
-    condition     = alltrue([for arn in var.read_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", arn))])
-    error_message = "read_principal_arns must be IAM role ARNs."
-  }
 }
 
 variable "write_principal_arns" {
-  description = "IAM role ARNs (any account) allowed to list, read and write objects."
+  description = "IAM role ARNs (any account) allowed to list, read and write objects (checked by role-grants)."
   type        = list(string)
   default     = []
-
-  validation {
-    condition     = alltrue([for arn in var.write_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", arn))])
-    error_message = "write_principal_arns must be IAM role ARNs."
-  }
 }
 
 variable "noncurrent_version_days" {
