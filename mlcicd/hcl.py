@@ -201,7 +201,7 @@ def expression(value: Any) -> str:
     """A value as python-hcl2 gives it, written back as HCL text."""
     if isinstance(value, str):
         if value.startswith("${") and value.endswith("}"):
-            return _python_literals(value[2:-1])
+            return _spaced(_python_literals(value[2:-1]))
         return json.dumps(value)
     if value is None:
         return "null"
@@ -231,3 +231,16 @@ def _python_literals(text: str) -> str:
             break
         start = text.find("{'", start + 1)
     return text
+
+
+def _spaced(text: str) -> str:
+    """python-hcl2 drops the space after a comma in function arguments; put it back, outside
+    string literals, as `terraform fmt` writes it."""
+    out, quoted = [], False
+    for i, c in enumerate(text):
+        out.append(c)
+        if c == '"' and (i == 0 or text[i - 1] != "\\"):
+            quoted = not quoted
+        elif c == "," and not quoted and i + 1 < len(text) and text[i + 1] not in " \n":
+            out.append(" ")
+    return "".join(out)

@@ -265,3 +265,15 @@ def test_ordinary_expressions_and_heredocs_are_read(tmp_path):
     assert v.description.strip() == 'default = "not this one" }'
     assert len(v.validations) == 1
     assert hcl.load_module(tmp_path).locals["n"] == '${var.v.a == "}" ? 1 : 0}'
+
+
+def test_types_and_defaults_read_as_terraform_fmt_writes_them(tmp_path):
+    (tmp_path / "main.tf").write_text(textwrap.dedent('''\
+        variable "jobs" {
+          type    = object({ size = optional(number, 0.75), tag = optional(string, "a,b") })
+          default = { size = 1, tag = "x" }
+        }
+        '''))
+    [v] = hcl.load_module(tmp_path).variables
+    assert v.type == 'object({size = optional(number, 0.75), tag = optional(string, "a,b")})'
+    assert v.default == '{size = 1, tag = "x"}'
