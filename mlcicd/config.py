@@ -24,9 +24,10 @@ ACCOUNT_ROLES = ("devops", "dev", "staging", "prod", "data")
 DEFAULT_ENVIRONMENTS: dict[str, dict[str, Any]] = {
     "devops": {"account": "devops", "depends_on": []},
     "data": {"account": "data", "depends_on": []},
-    "dev": {"account": "dev", "depends_on": ["data"]},
-    "staging": {"account": "staging", "depends_on": ["data"]},
-    "prod": {"account": "prod", "depends_on": ["staging"]},
+    # One root module serves the three ML environments; it reads which one from `environment`.
+    "dev": {"account": "dev", "dir": "terraform/envs/ml", "depends_on": ["data"]},
+    "staging": {"account": "staging", "dir": "terraform/envs/ml", "depends_on": ["data"]},
+    "prod": {"account": "prod", "dir": "terraform/envs/ml", "depends_on": ["staging"]},
 }
 
 # Keys mlcicd itself writes into every environment's tfvars; `vars` may not override them.

@@ -379,7 +379,7 @@ def drift(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, gro
 def docs(root: Path, check: bool) -> None:
     """Regenerate the Inputs/Outputs tables in every module's README.md.
 
-    The tables come from Terraform's own config loader, between the
+    The tables come from the modules' variable and output blocks, between the
     BEGIN_MLCICD_DOCS/END_MLCICD_DOCS markers; the rest of each README is left alone.
     """
     from mlcicd import moduledoc

@@ -7,7 +7,7 @@ locals {
 resource "aws_cloudwatch_log_group" "codebuild" {
   name              = local.log_group_name
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
+  kms_key_id        = module.key.arn
 }
 
 resource "aws_codebuild_project" "this" {
@@ -16,7 +16,7 @@ resource "aws_codebuild_project" "this" {
   name           = "${var.project}-${each.key}"
   description    = "Runs `${each.key}` of the ${local.name} (buildspec.yml with MLCICD_ACTION=${each.key})."
   service_role   = aws_iam_role.codebuild.arn
-  encryption_key = aws_kms_key.this.arn
+  encryption_key = module.key.arn
   build_timeout  = each.value
   queued_timeout = 60
 

@@ -21,7 +21,7 @@ resource "aws_codepipeline" "this" {
 
     encryption_key {
       type = "KMS"
-      id   = aws_kms_key.this.arn
+      id   = module.key.arn
     }
   }
 

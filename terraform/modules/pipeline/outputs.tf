@@ -25,7 +25,7 @@ output "artifact_bucket" {
 
 output "kms_key_arn" {
   description = "ARN of the KMS key encrypting artifacts, build logs and notifications."
-  value       = aws_kms_key.this.arn
+  value       = module.key.arn
 }
 
 output "notification_topic_arn" {

@@ -1,31 +1,16 @@
 variable "project" {
-  description = "Project name; prefixes every resource name."
+  description = "Project name; prefixes every resource name (checked by the naming module)."
   type        = string
-
-  validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.project))
-    error_message = "project must be 3-32 lowercase letters, digits or '-', starting with a letter."
-  }
 }
 
 variable "region" {
-  description = "AWS region every account's resources live in."
+  description = "AWS region every account's resources live in (checked by the naming module)."
   type        = string
-
-  validation {
-    condition     = can(regex("^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$", var.region))
-    error_message = "region must be an AWS region name such as us-east-1."
-  }
 }
 
 variable "accounts" {
-  description = "Account id of each role: devops, dev, staging, prod and data (all may be the same account)."
+  description = "Account id of each role: devops, dev, staging, prod and data (checked by the naming module)."
   type        = map(string)
-
-  validation {
-    condition     = alltrue([for role in ["devops", "dev", "staging", "prod", "data"] : can(regex("^[0-9]{12}$", var.accounts[role]))])
-    error_message = "accounts must map each of devops, dev, staging, prod and data to a 12-digit account id."
-  }
 }
 
 variable "repository" {
@@ -102,7 +87,7 @@ variable "build_timeouts" {
   }
 
   validation {
-    condition     = alltrue([for action in ["build", "train", "test", "plan-prod", "deploy"] : contains([floor(max(5, min(2160, var.build_timeouts[action])))], var.build_timeouts[action])])
+    condition     = alltrue([for action in ["build", "train", "test", "plan-prod", "deploy"] : var.build_timeouts[action] >= 5 && var.build_timeouts[action] <= 2160 && floor(var.build_timeouts[action]) == var.build_timeouts[action]])
     error_message = "build_timeouts must give build, train, test, plan-prod and deploy each a whole number of minutes from 5 to 2160."
   }
 }
