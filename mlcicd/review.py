@@ -1,25 +1,31 @@
 """The plan review: what a plan will do, told from plan.json, for people and for gates.
 
 Counts and lists come from `resource_changes[].change.actions` (never from Terraform's text
-output). Destructive changes come first and are marked. Values Terraform marks sensitive are
-shown as "(sensitive)", and every string that leaves this module passes the masker, so a
-secret that appears elsewhere in the plan (an address, an output) is hidden too.
+output). Destructive changes come first and are marked. Each resource carries the attributes
+that matter for its action: planned values for a create, the values that change for an update
+or replace (marked where they force the replacement), the values that go for a destroy. JSON
+documents in attributes (policies, pipeline definitions) are diffed by structure (docdiff).
+Values Terraform marks sensitive are shown as "(sensitive)", values it cannot know yet as
+"(known after apply)"; every string that leaves this module passes the masker (a secret that
+appears elsewhere in the plan is hidden too) and then `printable.escape`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from mlcicd import masking
+from mlcicd import docdiff, masking
 from mlcicd import plan as plandir
 from mlcicd.errors import ReviewBlocked, UsageError
 from mlcicd.masking import Masker
 from mlcicd.policy import Policy
+from mlcicd.printable import escape
 
 # Section order: destructive first. Keys are the review's action names.
 SECTIONS: dict[str, str] = {
@@ -42,7 +48,13 @@ GATE_GROUPS: dict[str, frozenset[str]] = {
 GATES = frozenset(SECTIONS) | frozenset(GATE_GROUPS) | {"drift", "output", "policy"}
 SENSITIVE = "(sensitive)"
 UNKNOWN = "(known after apply)"
-_VALUE_WIDTH = 80
+# How mlcicd/offline/preview.py marks the Terraform version in an offline plan's manifest
+# (not imported: the offline package loads the plugin protocol, too slow for every review).
+OFFLINE = "offline preview"
+OFFLINE_NOTE = ("Offline preview: planned against mlcicd's stand-in for hashicorp/aws on an empty state; "
+                "it shows what the configuration declares and cannot be applied.")
+# Actions whose entries show the values that go rather than the values that come.
+_GOING = frozenset({"destroy", "forget"})
 
 _REASONS = {
     "replace_because_tainted": "tainted",
@@ -58,34 +70,54 @@ _REASONS = {
 }
 
 
-@dataclass(frozen=True)
-class Attribute:
+class Attribute(NamedTuple):  # a tuple: a big plan makes tens of thousands
+    """One attribute of a change; `before`/`after` are whole, redacted JSON text or a marker,
+    "" on the side that does not exist (before a create, after a destroy)."""
+
     name: str
     before: str
     after: str
+    forces_replacement: bool = False
+    document: tuple[docdiff.Change, ...] = ()  # when the value is a JSON document
 
 
-@dataclass(frozen=True)
+class _lazy:  # noqa: N801 -- functools.cached_property without the lock it takes on every first access (3.11)
+    def __init__(self, compute: Any) -> None:
+        self.compute, self.name, self.__doc__ = compute, compute.__name__, compute.__doc__
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.compute(obj)
+        return value
+
+
+@dataclass  # not frozen: a big plan makes ten thousand, and frozen fields are slow to set
 class Entry:
-    """One resource in the review, its values already redacted and masked."""
+    """One resource in the review, its values already redacted and masked; read-only by use."""
 
     address: str
     action: str
-    group: str  # module + resource type: how big sections are summarised
     reason: str = ""
     replace_paths: tuple[str, ...] = ()
     moved_from: str = ""
     import_id: str = ""
-    # The attribute diff is worked out only when shown: a big plan's review prints a few
-    # rows per section, and computing every diff up front doubled its time.
-    change: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The attribute diff and the group are worked out only when shown: a big plan's text and
+    # markdown reviews print a few rows per section.
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     masker: Masker = field(default_factory=Masker, compare=False, repr=False)
 
-    @cached_property
+    @_lazy
     def attributes(self) -> tuple[Attribute, ...]:
-        if self.action not in ("update", "replace", "create-before-destroy"):
+        if self.action in ("import", "move"):  # their changes show in their main section
             return ()
-        return _attributes(self.change, self.masker)
+        return _attributes(self.raw.get("change") or {}, self.action, self.masker)
+
+    @_lazy
+    def group(self) -> str:
+        """Module + resource type: how big sections are summarised."""
+        module, kind = self.raw.get("module_address", ""), self.raw.get("type", "")
+        return _clean(f"{module} {kind}" if module and kind else (module or kind), self.masker) or self.address
 
     @property
     def destructive(self) -> bool:
@@ -123,6 +155,7 @@ class Review:
     outputs: tuple[OutputChange, ...] = ()
     policy: Policy | None = None
     plan_sha256: str = ""
+    offline: bool = False
 
     @property
     def counts(self) -> dict[str, int]:
@@ -142,13 +175,14 @@ class Review:
             parts.append(f"{len(self.drift)} drifted")
         if self.policy and self.policy.failed:
             parts.append(f"{len(self.policy.failed)} policy failure{'s' if len(self.policy.failed) != 1 else ''}")
-        return f"{self.env}: " + (", ".join(parts) if parts else "no changes")
+        where = f"{self.env} ({OFFLINE}, cannot be applied)" if self.offline else self.env
+        return f"{where}: " + (", ".join(parts) if parts else "no changes")
 
     def destructive(self) -> list[Entry]:
         return [e for a in SECTIONS if a in DESTRUCTIVE for e in self.sections.get(a, ())]
 
     def with_policy(self, policy: Policy | None) -> Review:
-        return Review(self.env, self.sections, self.drift, self.outputs, policy, self.plan_sha256)
+        return Review(self.env, self.sections, self.drift, self.outputs, policy, self.plan_sha256, self.offline)
 
 
 # -- building ----------------------------------------------------------------------------------
@@ -165,6 +199,11 @@ def load(path: Path) -> tuple[str, str, plandir.PlanJSON]:
     if path.is_file():
         return path.stem, plandir.sha256_file(path), _load_json(path)
     raise UsageError(f"{path} is neither a plan directory nor a plan.json file")
+
+
+def is_offline(path: Path) -> bool:
+    """Whether `path` is the plan directory of an offline preview, as its manifest says."""
+    return path.is_dir() and plandir.read_manifest(path).terraform_version.endswith(f"({OFFLINE})")
 
 
 def _load_json(path: Path) -> plandir.PlanJSON:
@@ -189,10 +228,12 @@ def sensitive_strings(plan: plandir.PlanJSON) -> list[str]:
     for oc in data.get("output_changes", {}).values():
         for side in ("before", "after"):
             masking.collect_marked(oc.get(side), bool(oc.get(f"{side}_sensitive")), found)
-    return [*found, *masking.sensitive_state_values(data.get("prior_state") or {})]
+    # Once each: a big plan repeats the same few secrets, and each becomes several regex forms.
+    return list(dict.fromkeys([*found, *masking.sensitive_state_values(data.get("prior_state") or {})]))
 
 
-def build(env: str, plan: plandir.PlanJSON, masker: Masker, plan_sha256: str = "") -> Review:
+def build(env: str, plan: plandir.PlanJSON, masker: Masker, plan_sha256: str = "",
+          offline: bool = False) -> Review:
     """The review of `plan`. `masker` should already know the configured masks."""
     masker = masker.with_values(sensitive_strings(plan))
     sections: dict[str, list[Entry]] = {a: [] for a in SECTIONS}
@@ -202,13 +243,38 @@ def build(env: str, plan: plandir.PlanJSON, masker: Masker, plan_sha256: str = "
     drift = tuple(_entry(rc, "destroy" if rc.actions == ("delete",) else "update", masker)
                   for rc in plan.resource_drift.values())
     outputs = tuple(
-        OutputChange(masker(name), _output_action(oc.get("actions", ())),
+        OutputChange(_clean(name, masker), _output_action(oc.get("actions", ())),
                      _show(oc.get("before"), oc.get("before_sensitive"), False, masker),
                      _show(oc.get("after"), oc.get("after_sensitive"), oc.get("after_unknown"), masker))
         for name, oc in sorted(plan.output_changes.items())
     )
-    ordered = {a: tuple(sorted(es, key=lambda e: e.address)) for a, es in sections.items()}
-    return Review(env, ordered, drift, outputs, None, plan_sha256)
+    ordered = {a: tuple(sorted(es, key=lambda e: natural_key(e.address))) for a, es in sections.items()}
+    return Review(_clean(env, masker), ordered, drift, outputs, None, plan_sha256, offline)
+
+
+_NUMBERS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[Any, ...]:
+    """Sort key that orders numbers by value: r[2] before r[10]."""
+    parts: list[Any] = _NUMBERS.split(text)
+    parts[1::2] = [int(p) for p in parts[1::2]]
+    return tuple(parts)
+
+
+def _clean(text: str, masker: Masker) -> str:
+    """A plan-derived name on one line: secrets masked, control and bidi characters escaped."""
+    return _escaped(masker(text))
+
+
+def _escaped(text: str) -> str:
+    # Printable ASCII (the common case) needs no escaping; the check is much cheaper than the regex.
+    return text if text.isascii() and text.isprintable() else escape(text, one_line=True)
+
+
+# One encoder for every value: json.dumps builds a new one per call when given options.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+_ENCODE_STRING = json.encoder.encode_basestring
 
 
 def _review_actions(rc: plandir.ResourceChange) -> tuple[str, ...]:
@@ -237,69 +303,123 @@ def _entry(rc: plandir.ResourceChange, action: str, masker: Masker) -> Entry:
     raw = rc.raw
     change = raw.get("change", {})
     importing = change.get("importing") or {}
-    module, kind = raw.get("module_address", ""), raw.get("type", "")
-    group = f"{module} {kind}" if module and kind else (module or kind or rc.address)
     reason = raw.get("action_reason", "")
     paths = change.get("replace_paths")
+    previous = raw.get("previous_address")
     return Entry(
-        address=masker(rc.address),
+        address=_clean(rc.address, masker),
         action=action,
-        group=masker(group),
-        reason=_REASONS.get(reason, reason.replace("_", " ")) if reason else "",
-        replace_paths=tuple(masker(_path(p)) for p in paths) if paths else (),
-        moved_from=masker(raw.get("previous_address", "")),
-        import_id=masker(str(importing["id"])) if importing.get("id") else "",
-        change=change,
+        reason=_clean(_REASONS.get(reason, reason.replace("_", " ")), masker) if reason else "",
+        replace_paths=tuple(_clean(_path(p), masker) for p in paths) if paths else (),
+        moved_from=_clean(previous, masker) if previous else "",
+        import_id=_clean(str(importing["id"]), masker) if importing.get("id") else "",
+        raw=raw,
         masker=masker,
     )
 
 
-def _attributes(change: Mapping[str, Any], masker: Masker) -> tuple[Attribute, ...]:
-    before = change.get("before") or {}
-    after = change.get("after") or {}
-    if not isinstance(before, Mapping) or not isinstance(after, Mapping):
-        return ()
+def _attributes(change: Mapping[str, Any], action: str, masker: Masker) -> tuple[Attribute, ...]:
+    # plan.json comes from json.load: plain dicts and lists (isinstance on them is the cheap kind).
+    before, after = change.get("before"), change.get("after")
+    before = before if isinstance(before, dict) else {}
+    after = after if isinstance(after, dict) else {}
     b_sens, a_sens = change.get("before_sensitive") or {}, change.get("after_sensitive") or {}
     unknown = change.get("after_unknown") or {}
+    unknown_names = unknown if isinstance(unknown, dict) else {}
+    paths = change.get("replace_paths")
+    forced = {p[0] for p in paths if isinstance(p, list) and p} if paths else ()
+    if action in _GOING:
+        names = [n for n, v in before.items() if _present(v)]
+    elif action == "create":
+        names = [n for n, v in after.items() if _present(v) or unknown_names.get(n) is True]
+        names += [n for n, u in unknown_names.items() if u and n not in after]
+    else:
+        names = [n for n in {**before, **after, **unknown_names}
+                 if before.get(n) != after.get(n) or unknown_names.get(n)]
+    going, creating = action in _GOING, action == "create"
+    replacing = action in ("replace", "create-before-destroy")
     out = []
-    for name in sorted(set(before) | set(after) | (set(unknown) if isinstance(unknown, Mapping) else set())):
-        is_unknown = _sub(unknown, name)
-        if before.get(name) == after.get(name) and not is_unknown:
-            continue
+    for name in sorted(names):
+        b_mark = b_sens if b_sens is True else b_sens.get(name, False) if type(b_sens) is dict else False
+        a_mark = a_sens if a_sens is True else a_sens.get(name, False) if type(a_sens) is dict else False
+        is_unknown = unknown_names.get(name, False)
+        b_value = None if creating else before.get(name)
+        a_value = None if going else after.get(name)
+        document: tuple[docdiff.Change, ...] = ()
+        if b_mark is not True and a_mark is not True and is_unknown is not True:
+            b_doc, a_doc = _document(b_value, masker), _document(a_value, masker)
+            if b_doc is not None or a_doc is not None:
+                document = tuple(docdiff.Change(c.kind, _clean(c.path, masker), _clean(c.before, masker),
+                                                _clean(c.after, masker)) for c in docdiff.diff(b_doc, a_doc))
         out.append(Attribute(
-            masker(name),
-            _show(before.get(name), _sub(b_sens, name), False, masker),
-            _show(after.get(name), _sub(a_sens, name), is_unknown, masker),
+            _clean_name(name, masker),
+            "" if creating else _show(b_value, b_mark, False, masker),
+            "" if going else _show(a_value, a_mark, is_unknown, masker),
+            replacing and name in forced,
+            document,
         ))
     return tuple(out)
 
 
-def _sub(marker: Any, key: str) -> Any:
+@functools.lru_cache(maxsize=4096)
+def _clean_name(name: str, masker: Masker) -> str:
+    """_clean for attribute names, which repeat in every resource of a type."""
+    return _clean(name, masker)
+
+
+def _document(value: Any, masker: Masker) -> Any:
+    if not isinstance(value, str) or not value or not (value[0] in "{[" or value[0].isspace()):
+        return None
+    # Masked before parsing: the masker knows a secret's JSON-escaped form too.
+    return docdiff.parse(masker(value))
+
+
+def _present(value: Any) -> bool:
+    """Whether a planned value says something (Terraform's own diff hides nulls and empties)."""
+    return bool(value) or (value is not None and not isinstance(value, str | list | dict))
+
+
+def _sub(marker: Any, key: Any) -> Any:
     if marker is True:
         return True
-    return marker.get(key, False) if isinstance(marker, Mapping) else False
+    if type(marker) is dict:
+        return marker.get(key, False)
+    if type(marker) is list and type(key) is int:
+        return marker[key] if key < len(marker) else False
+    return False
 
 
 def _show(value: Any, sensitive: Any, unknown: Any, masker: Masker) -> str:
-    """One value, compact: sensitive parts redacted, strings masked, long text shortened."""
+    """One value, whole, as JSON text: sensitive parts redacted, unknown parts marked, strings
+    masked, control characters escaped. The formats decide how much of it to print."""
     if sensitive is True:
         return SENSITIVE
     if unknown is True:
         return UNKNOWN
-    text = json.dumps(_redact(value, sensitive, masker), ensure_ascii=False, sort_keys=True)
-    return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
+    if isinstance(value, str) and not sensitive and not unknown:  # the common case, made short
+        return _escaped_value(_ENCODE_STRING(masker(value)))
+    return _escaped_value(_ENCODE(_redact(value, sensitive, unknown, masker)))
 
 
-def _redact(value: Any, marker: Any, masker: Masker) -> Any:
-    if marker is True:
+def _escaped_value(text: str) -> str:
+    # JSON text has its C0 controls escaped already; of ASCII only DEL is left (isascii is a flag).
+    return text if text.isascii() and "\x7f" not in text else escape(text)
+
+
+def _redact(value: Any, sensitive: Any, unknown: Any, masker: Masker) -> Any:
+    if sensitive is True:
         return SENSITIVE
+    if unknown is True:
+        return UNKNOWN
     if isinstance(value, str):
         return masker(value)
-    if isinstance(value, Mapping):
-        return {masker(k): _redact(v, _sub(marker, k), masker) for k, v in value.items()}
-    if isinstance(value, list):
-        marks = marker if isinstance(marker, list) else []
-        return [_redact(v, marks[i] if i < len(marks) else False, masker) for i, v in enumerate(value)]
+    if isinstance(value, Mapping) or isinstance(unknown, Mapping):
+        value = value if isinstance(value, Mapping) else {}
+        keys = [*value, *(k for k in unknown if k not in value)] if isinstance(unknown, Mapping) else list(value)
+        return {masker(k): _redact(value.get(k), _sub(sensitive, k), _sub(unknown, k), masker) for k in keys}
+    if isinstance(value, list) or isinstance(unknown, list):
+        items = value if isinstance(value, list) else [None] * len(unknown)
+        return [_redact(v, _sub(sensitive, i), _sub(unknown, i), masker) for i, v in enumerate(items)]
     return value
 
 
