@@ -69,23 +69,14 @@ def _entry_dict(e: Entry) -> dict[str, Any]:
             "import_id": e.import_id or None,
             "attributes": [{"name": a.name, "before": a.before, "after": a.after,
                             "forces_replacement": a.forces_replacement,
-                            "document": [{"kind": c.kind, "path": c.path, "before": c.before, "after": c.after}
-                                         for c in a.document]} for a in e.attributes]}
+                            "document": [c._asdict() for c in a.document] if a.document else []}
+                           for a in e.attributes]}
 
 
 def _dump(data: dict[str, Any]) -> str:
-    """JSON with one list item per line: readable, and written by json's C encoder (an
-    indented dump is pure Python and was most of a big review's time)."""
-    encode = json.JSONEncoder(ensure_ascii=False).encode
-    lines = []
-    for key, value in data.items():
-        name = encode(key)
-        if isinstance(value, list) and value:
-            items = ",\n    ".join(map(encode, value))
-            lines.append(f"  {name}: [\n    {items}\n  ]")
-        else:
-            lines.append(f"  {name}: {encode(value)}")
-    return "{\n" + ",\n".join(lines) + "\n}\n"
+    """Compact JSON, for machines (`jq .` to read it): one call into json's C encoder, where an
+    indented dump is pure Python and was most of a big review's time."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 # -- text --------------------------------------------------------------------------------------
