@@ -1,31 +1,25 @@
 """The plan review: what a plan will do, told from plan.json, for people and for gates.
 
 Counts and lists come from `resource_changes[].change.actions` (never from Terraform's text
-output). Destructive changes come first and are marked. Each resource carries the attributes
-that matter for its action: planned values for a create, the values that change for an update
-or replace (marked where they force the replacement), the values that go for a destroy. JSON
-documents in attributes (policies, pipeline definitions) are diffed by structure (docdiff).
-Values Terraform marks sensitive are shown as "(sensitive)", values it cannot know yet as
-"(known after apply)"; every string that leaves this module passes the masker (a secret that
-appears elsewhere in the plan is hidden too) and then `printable.escape`.
+output). Destructive changes come first and are marked, addresses in natural order. Each
+resource carries the attributes that matter for its action (review_values). Every string that
+leaves this module passes the masker (a secret that appears elsewhere in the plan is hidden
+too) and then `printable.escape`.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from mlcicd import docdiff, masking
+from mlcicd import masking
 from mlcicd import plan as plandir
 from mlcicd.errors import ReviewBlocked, UsageError
 from mlcicd.masking import Masker
 from mlcicd.policy import Policy
-from mlcicd.printable import escape
+from mlcicd.review_values import Attribute, attributes, clean, natural_key, show
 
 # Section order: destructive first. Keys are the review's action names.
 SECTIONS: dict[str, str] = {
@@ -46,15 +40,11 @@ GATE_GROUPS: dict[str, frozenset[str]] = {
     "delete": frozenset({"destroy"}),
 }
 GATES = frozenset(SECTIONS) | frozenset(GATE_GROUPS) | {"drift", "output", "policy"}
-SENSITIVE = "(sensitive)"
-UNKNOWN = "(known after apply)"
 # How mlcicd/offline/preview.py marks the Terraform version in an offline plan's manifest
 # (not imported: the offline package loads the plugin protocol, too slow for every review).
 OFFLINE = "offline preview"
 OFFLINE_NOTE = ("Offline preview: planned against mlcicd's stand-in for hashicorp/aws on an empty state; "
                 "it shows what the configuration declares and cannot be applied.")
-# Actions whose entries show the values that go rather than the values that come.
-_GOING = frozenset({"destroy", "forget"})
 
 _REASONS = {
     "replace_because_tainted": "tainted",
@@ -68,17 +58,6 @@ _REASONS = {
     "delete_because_each_key": "for_each key removed",
     "delete_because_no_move_target": "moved to an address that does not exist",
 }
-
-
-class Attribute(NamedTuple):  # a tuple: a big plan makes tens of thousands
-    """One attribute of a change; `before`/`after` are whole, redacted JSON text or a marker,
-    "" on the side that does not exist (before a create, after a destroy)."""
-
-    name: str
-    before: str
-    after: str
-    forces_replacement: bool = False
-    document: tuple[docdiff.Change, ...] = ()  # when the value is a JSON document
 
 
 class _lazy:  # noqa: N801 -- functools.cached_property without the lock it takes on every first access (3.11)
@@ -111,13 +90,13 @@ class Entry:
     def attributes(self) -> tuple[Attribute, ...]:
         if self.action in ("import", "move"):  # their changes show in their main section
             return ()
-        return _attributes(self.raw.get("change") or {}, self.action, self.masker)
+        return attributes(self.raw.get("change") or {}, self.action, self.masker)
 
     @_lazy
     def group(self) -> str:
         """Module + resource type: how big sections are summarised."""
         module, kind = self.raw.get("module_address", ""), self.raw.get("type", "")
-        return _clean(f"{module} {kind}" if module and kind else (module or kind), self.masker) or self.address
+        return clean(f"{module} {kind}" if module and kind else (module or kind), self.masker) or self.address
 
     @property
     def destructive(self) -> bool:
@@ -244,38 +223,13 @@ def build(env: str, plan: plandir.PlanJSON, masker: Masker, plan_sha256: str = "
     drift = tuple(_entry(rc.raw, "destroy" if rc.actions == ("delete",) else "update", masker)
                   for rc in plan.resource_drift.values())
     outputs = tuple(
-        OutputChange(_clean(name, masker), _output_action(oc.get("actions", ())),
-                     _show(oc.get("before"), oc.get("before_sensitive"), False, masker),
-                     _show(oc.get("after"), oc.get("after_sensitive"), oc.get("after_unknown"), masker))
+        OutputChange(clean(name, masker), _output_action(oc.get("actions", ())),
+                     show(oc.get("before"), oc.get("before_sensitive"), False, masker),
+                     show(oc.get("after"), oc.get("after_sensitive"), oc.get("after_unknown"), masker))
         for name, oc in sorted(plan.output_changes.items())
     )
     ordered = {a: tuple(sorted(es, key=lambda e: natural_key(e.address))) for a, es in sections.items()}
-    return Review(_clean(env, masker), ordered, drift, outputs, None, plan_sha256, offline)
-
-
-_NUMBERS = re.compile(r"(\d+)")
-
-
-def natural_key(text: str) -> tuple[Any, ...]:
-    """Sort key that orders numbers by value: r[2] before r[10]."""
-    parts: list[Any] = _NUMBERS.split(text)
-    parts[1::2] = [int(p) for p in parts[1::2]]
-    return tuple(parts)
-
-
-def _clean(text: str, masker: Masker) -> str:
-    """A plan-derived name on one line: secrets masked, control and bidi characters escaped."""
-    return _escaped(masker(text))
-
-
-def _escaped(text: str) -> str:
-    # Printable ASCII (the common case) needs no escaping; the check is much cheaper than the regex.
-    return text if text.isascii() and text.isprintable() else escape(text, one_line=True)
-
-
-# One encoder for every value: json.dumps builds a new one per call when given options.
-_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
-_ENCODE_STRING = json.encoder.encode_basestring
+    return Review(clean(env, masker), ordered, drift, outputs, None, plan_sha256, offline)
 
 
 def _review_actions(raw: Mapping[str, Any]) -> tuple[str, ...]:
@@ -307,122 +261,15 @@ def _entry(raw: Mapping[str, Any], action: str, masker: Masker) -> Entry:
     paths = change.get("replace_paths")
     previous = raw.get("previous_address")
     return Entry(
-        address=_clean(raw["address"], masker),
+        address=clean(raw["address"], masker),
         action=action,
-        reason=_clean(_REASONS.get(reason, reason.replace("_", " ")), masker) if reason else "",
-        replace_paths=tuple(_clean(_path(p), masker) for p in paths) if paths else (),
-        moved_from=_clean(previous, masker) if previous else "",
-        import_id=_clean(str(importing["id"]), masker) if importing.get("id") else "",
+        reason=clean(_REASONS.get(reason, reason.replace("_", " ")), masker) if reason else "",
+        replace_paths=tuple(clean(_path(p), masker) for p in paths) if paths else (),
+        moved_from=clean(previous, masker) if previous else "",
+        import_id=clean(str(importing["id"]), masker) if importing.get("id") else "",
         raw=raw,
         masker=masker,
     )
-
-
-def _attributes(change: Mapping[str, Any], action: str, masker: Masker) -> tuple[Attribute, ...]:
-    # plan.json comes from json.load: plain dicts and lists (isinstance on them is the cheap kind).
-    before, after = change.get("before"), change.get("after")
-    before = before if isinstance(before, dict) else {}
-    after = after if isinstance(after, dict) else {}
-    b_sens, a_sens = change.get("before_sensitive") or {}, change.get("after_sensitive") or {}
-    unknown = change.get("after_unknown") or {}
-    unknown_names = unknown if isinstance(unknown, dict) else {}
-    paths = change.get("replace_paths")
-    forced = {p[0] for p in paths if isinstance(p, list) and p} if paths else ()
-    if action in _GOING:
-        names = [n for n, v in before.items() if _present(v)]
-    elif action == "create":
-        names = [n for n, v in after.items() if _present(v) or unknown_names.get(n) is True]
-        names += [n for n, u in unknown_names.items() if u and n not in after]
-    else:
-        names = [n for n in {**before, **after, **unknown_names}
-                 if before.get(n) != after.get(n) or unknown_names.get(n)]
-    going, creating = action in _GOING, action == "create"
-    replacing = action in ("replace", "create-before-destroy")
-    b_sens = b_sens if b_sens is True or type(b_sens) is dict else {}
-    a_sens = a_sens if a_sens is True or type(a_sens) is dict else {}
-    out = []
-    for name in sorted(names):
-        b_mark = True if b_sens is True else b_sens.get(name, False)
-        a_mark = True if a_sens is True else a_sens.get(name, False)
-        is_unknown = unknown_names.get(name, False)
-        b_value = None if creating else before.get(name)
-        a_value = None if going else after.get(name)
-        document: tuple[docdiff.Change, ...] = ()
-        if b_mark is not True and a_mark is not True and is_unknown is not True:
-            b_doc, a_doc = _document(b_value, masker), _document(a_value, masker)
-            if b_doc is not None or a_doc is not None:
-                document = tuple(docdiff.Change(c.kind, _clean(c.path, masker), _clean(c.before, masker),
-                                                _clean(c.after, masker)) for c in docdiff.diff(b_doc, a_doc))
-        out.append(Attribute(
-            _clean_name(name, masker),
-            "" if creating else _show(b_value, b_mark, False, masker),
-            "" if going else _show(a_value, a_mark, is_unknown, masker),
-            replacing and name in forced,
-            document,
-        ))
-    return tuple(out)
-
-
-@functools.lru_cache(maxsize=4096)
-def _clean_name(name: str, masker: Masker) -> str:
-    """_clean for attribute names, which repeat in every resource of a type."""
-    return _clean(name, masker)
-
-
-def _document(value: Any, masker: Masker) -> Any:
-    if not isinstance(value, str) or not value or not (value[0] in "{[" or value[0].isspace()):
-        return None
-    # Masked before parsing: the masker knows a secret's JSON-escaped form too.
-    return docdiff.parse(masker(value))
-
-
-def _present(value: Any) -> bool:
-    """Whether a planned value says something (Terraform's own diff hides nulls and empties)."""
-    return bool(value) or (value is not None and not isinstance(value, str | list | dict))
-
-
-def _sub(marker: Any, key: Any) -> Any:
-    if marker is True:
-        return True
-    if type(marker) is dict:
-        return marker.get(key, False)
-    if type(marker) is list and type(key) is int:
-        return marker[key] if key < len(marker) else False
-    return False
-
-
-def _show(value: Any, sensitive: Any, unknown: Any, masker: Masker) -> str:
-    """One value, whole, as JSON text: sensitive parts redacted, unknown parts marked, strings
-    masked, control characters escaped. The formats decide how much of it to print."""
-    if sensitive is True:
-        return SENSITIVE
-    if unknown is True:
-        return UNKNOWN
-    if isinstance(value, str) and not sensitive and not unknown:  # the common case, made short
-        return _escaped_value(_ENCODE_STRING(masker(value)))
-    return _escaped_value(_ENCODE(_redact(value, sensitive, unknown, masker)))
-
-
-def _escaped_value(text: str) -> str:
-    # JSON text has its C0 controls escaped already; of ASCII only DEL is left (isascii is a flag).
-    return text if text.isascii() and "\x7f" not in text else escape(text)
-
-
-def _redact(value: Any, sensitive: Any, unknown: Any, masker: Masker) -> Any:
-    if sensitive is True:
-        return SENSITIVE
-    if unknown is True:
-        return UNKNOWN
-    if isinstance(value, str):
-        return masker(value)
-    if isinstance(value, Mapping) or isinstance(unknown, Mapping):
-        value = value if isinstance(value, Mapping) else {}
-        keys = [*value, *(k for k in unknown if k not in value)] if isinstance(unknown, Mapping) else list(value)
-        return {masker(k): _redact(value.get(k), _sub(sensitive, k), _sub(unknown, k), masker) for k in keys}
-    if isinstance(value, list) or isinstance(unknown, list):
-        items = value if isinstance(value, list) else [None] * len(unknown)
-        return [_redact(v, _sub(sensitive, i), _sub(unknown, i), masker) for i, v in enumerate(items)]
-    return value
 
 
 def _path(steps: Any) -> str:

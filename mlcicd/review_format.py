@@ -18,7 +18,8 @@ from typing import Any
 from mlcicd import plan as plandir
 from mlcicd.fsutil import atomic_write
 from mlcicd.policy import Policy
-from mlcicd.review import DESTRUCTIVE, OFFLINE_NOTE, SECTIONS, UNKNOWN, Attribute, Entry, Review
+from mlcicd.review import DESTRUCTIVE, OFFLINE_NOTE, SECTIONS, Entry, Review
+from mlcicd.review_values import UNKNOWN, Attribute
 
 FORMATS = ("text", "markdown", "json", "html")
 DEFAULT_MAX_ROWS = 50

@@ -16,7 +16,8 @@ from html import escape as h
 from mlcicd.docdiff import parse
 from mlcicd.policy import Policy
 from mlcicd.printable import escape
-from mlcicd.review import DESTRUCTIVE, OFFLINE_NOTE, SECTIONS, Attribute, Entry, Review
+from mlcicd.review import DESTRUCTIVE, OFFLINE_NOTE, SECTIONS, Entry, Review
+from mlcicd.review_values import Attribute
 
 # Past this many destructive changes they start closed, so the page stays quick to scan.
 _OPEN_DESTRUCTIVE = 50
