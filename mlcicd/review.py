@@ -222,12 +222,7 @@ def build(env: str, plan: plandir.PlanJSON, masker: Masker, plan_sha256: str = "
             sections[action].append(_entry(raw, action, masker))
     drift = tuple(_entry(rc.raw, "destroy" if rc.actions == ("delete",) else "update", masker)
                   for rc in plan.resource_drift.values())
-    outputs = tuple(
-        OutputChange(clean(name, masker), _output_action(oc.get("actions", ())),
-                     show(oc.get("before"), oc.get("before_sensitive"), False, masker),
-                     show(oc.get("after"), oc.get("after_sensitive"), oc.get("after_unknown"), masker))
-        for name, oc in sorted(plan.output_changes.items())
-    )
+    outputs = tuple(_output(name, oc, masker) for name, oc in sorted(plan.output_changes.items()))
     ordered = {a: tuple(sorted(es, key=lambda e: natural_key(e.address))) for a, es in sections.items()}
     return Review(clean(env, masker), ordered, drift, outputs, None, plan_sha256, offline)
 
@@ -276,6 +271,15 @@ def _path(steps: Any) -> str:
     if not isinstance(steps, list):
         return str(steps)
     return "".join(f"[{s}]" if isinstance(s, int) else (f".{s}" if i else str(s)) for i, s in enumerate(steps))
+
+
+def _output(name: str, oc: Mapping[str, Any], masker: Masker) -> OutputChange:
+    action = _output_action(oc.get("actions", ()))
+    return OutputChange(
+        clean(name, masker), action,
+        "" if action == "create" else show(oc.get("before"), oc.get("before_sensitive"), False, masker),
+        "" if action == "destroy" else show(oc.get("after"), oc.get("after_sensitive"), oc.get("after_unknown"),
+                                            masker))
 
 
 def _output_action(actions: Iterable[str]) -> str:

@@ -24,7 +24,7 @@ from mlcicd.review_values import UNKNOWN, Attribute
 FORMATS = ("text", "markdown", "json", "html")
 DEFAULT_MAX_ROWS = 50
 _GROUP_EXAMPLES = 3
-_TEXT_WIDTH = 80
+_TEXT_WIDTH = 100
 _MD_WIDTH = 300
 
 
@@ -97,7 +97,7 @@ def render_text(review: Review, max_rows: int = DEFAULT_MAX_ROWS) -> str:
         lines += _text_rows(review.drift, max_rows, "~ ")
     if review.outputs:
         lines += ["", f"Outputs ({len(review.outputs)}):"]
-        lines += [f"  {o.action:<8} {o.name}: {short(o.before)} → {short(o.after)}"
+        lines += [f"  {o.action:<8} {attribute_line(Attribute(o.name, o.before, o.after), short)[2:]}"
                   for o in review.outputs[:_limit(max_rows)]]
         lines += _more(len(review.outputs), max_rows, "  ")
     lines += _policy_text(review.policy)
