@@ -92,35 +92,33 @@ def attributes(change: Mapping[str, Any], action: str, masker: Masker) -> tuple[
         b_mark = True if b_sens is True else b_sens.get(name, False)
         a_mark = True if a_sens is True else a_sens.get(name, False)
         is_unknown = unknown_names.get(name, False)
-        b_value = None if creating else before.get(name)
-        a_value = None if going else after.get(name)
+        b_text, b_doc = ("", None) if creating else _side(before.get(name), b_mark, False, masker)
+        a_text, a_doc = ("", None) if going else _side(after.get(name), a_mark, is_unknown, masker)
         document: tuple[docdiff.Change, ...] = ()
-        if b_mark is not True and a_mark is not True and is_unknown is not True:
-            b_doc, a_doc = _document(b_value, masker), _document(a_value, masker)
-            if b_doc is not None or a_doc is not None:
-                document = tuple(docdiff.Change(c.kind, clean(c.path, masker), clean(c.before, masker),
-                                                clean(c.after, masker)) for c in docdiff.diff(b_doc, a_doc))
-        out.append(Attribute(
-            _clean_name(name, masker),
-            "" if creating else show(b_value, b_mark, False, masker),
-            "" if going else show(a_value, a_mark, is_unknown, masker),
-            replacing and name in forced,
-            document,
-        ))
+        if (b_doc is not None or a_doc is not None) and True not in (b_mark, a_mark, is_unknown):
+            document = tuple(docdiff.Change(c.kind, clean(c.path, masker), clean(c.before, masker),
+                                            clean(c.after, masker)) for c in docdiff.diff(b_doc, a_doc))
+        out.append(Attribute(_clean_name(name, masker), b_text, a_text, replacing and name in forced, document))
     return tuple(out)
+
+
+def _side(value: Any, sensitive: Any, unknown: Any, masker: Masker) -> tuple[str, Any]:
+    """`value` shown (see `show`), and the JSON document it holds, if it is one."""
+    if type(value) is not str or sensitive or unknown:
+        return show(value, sensitive, unknown, masker), None
+    # Masked once, before parsing too: the masker knows a secret's JSON-escaped form.
+    masked = masker(value)
+    text = _ENCODE_STRING(masked)
+    if not (text.isascii() and "\x7f" not in text):
+        text = escape(text)
+    is_document = masked and (masked[0] in "{[" or masked[0].isspace())
+    return text, docdiff.parse(masked) if is_document else None
 
 
 @functools.lru_cache(maxsize=4096)
 def _clean_name(name: str, masker: Masker) -> str:
     """_clean for attribute names, which repeat in every resource of a type."""
     return clean(name, masker)
-
-
-def _document(value: Any, masker: Masker) -> Any:
-    if not isinstance(value, str) or not value or not (value[0] in "{[" or value[0].isspace()):
-        return None
-    # Masked before parsing: the masker knows a secret's JSON-escaped form too.
-    return docdiff.parse(masker(value))
 
 
 def _present(value: Any) -> bool:
