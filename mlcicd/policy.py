@@ -70,16 +70,17 @@ def run_checkov(plan_json: Path, masker: Masker, runner: Runner | None = None,
 class Scan:
     """A checkov run in the background: `start` it, do other work, then `wait` for the verdict."""
 
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], runner: Runner | None = None) -> None:
         self._result: tuple[int, str, str] | None = None
-        self._thread = threading.Thread(target=self._run, args=(args,), name="checkov", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(args, runner or _run_checkov), name="checkov",
+                                        daemon=True)
         self._thread.start()
 
-    def _run(self, args: list[str]) -> None:
+    def _run(self, args: list[str], runner: Runner) -> None:
         try:
-            self._result = _run_checkov(args)
-        except OSError as exc:
-            self._result = (-1, "", str(exc))
+            self._result = runner(args)
+        except Exception as exc:  # reported in the review like any checkov failure, never raised
+            self._result = (-1, "", f"{type(exc).__name__}: {exc}")
 
     def wait(self, masker: Masker, progress: Callable[[float], None] | None = None,
              every: float = 5.0) -> Policy:
@@ -89,12 +90,11 @@ class Scan:
             self._thread.join(every)
             if self._thread.is_alive() and progress is not None:
                 progress(time.monotonic() - start)
-        assert self._result is not None
-        return parse(*self._result, masker)
+        return parse(*(self._result or (-1, "", "checkov did not report")), masker)
 
 
-def start(plan_json: Path, root_module: Path | None = None) -> Scan:
-    return Scan(argv(plan_json, root_module))
+def start(plan_json: Path, root_module: Path | None = None, runner: Runner | None = None) -> Scan:
+    return Scan(argv(plan_json, root_module), runner)
 
 
 def parse(code: int, out: str, err: str, masker: Masker) -> Policy:

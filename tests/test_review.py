@@ -478,6 +478,40 @@ def test_a_checkov_crash_is_reported_not_raised(tmp_path):
     assert "could not run: boom: ***" in render_text(review.Review("x", {}, policy=verdict))
 
 
+def test_checkov_runs_in_the_background_with_progress_until_it_ends(tmp_path):
+    import threading
+
+    release, started = threading.Event(), threading.Event()
+    seen: list[list[str]] = []
+
+    def slow_checkov(argv: list[str]) -> tuple[int, str, str]:
+        seen.append(argv)
+        started.set()
+        assert release.wait(60), "the review never let checkov finish"
+        report = {"summary": {"passed": 3}, "results": {"failed_checks": [], "skipped_checks": [
+            {"check_id": "CKV_AWS_144", "check_name": "replication", "resource_address": "aws_s3_bucket.b",
+             "check_result": {"result": "SKIPPED", "suppress_comment": "a reason\u202e"}}]}}
+        return 0, json.dumps(report), ""
+
+    scan = policy.start(tmp_path / "plan.json", tmp_path / "root", runner=slow_checkov)
+    assert started.wait(60)  # running while the caller goes on with its own work
+    progress: list[float] = []
+
+    def tick(seconds: float) -> None:
+        progress.append(seconds)
+        if len(progress) == 2:
+            release.set()
+
+    verdict = scan.wait(Masker(), progress=tick, every=0.01)
+    assert len(progress) >= 2 and progress == sorted(progress)
+    assert seen[0][-2:] == ["--repo-root-for-plan-enrichment", str(tmp_path / "root")]
+    assert verdict.passed == 3 and verdict.failed == ()
+    assert verdict.skipped == (policy.Finding("CKV_AWS_144", "replication", "aws_s3_bucket.b", "a reason\\u202e"),)
+    text = render_text(review.Review("x", {}, policy=verdict))
+    assert "0 failed, 1 skipped as justified in the sources" in text
+    assert "CKV_AWS_144 aws_s3_bucket.b: skipped: a reason\\u202e" in text
+
+
 def test_a_bare_plan_json_file_can_be_reviewed(tmp_path, project):
     path = tmp_path / "plan.json"
     path.write_text(json.dumps({"format_version": "1.2", "resource_changes": [
