@@ -41,10 +41,9 @@ def test_policy_statements_actions_and_principals_added_and_removed():
 def test_a_new_policy_lists_every_statement():
     policy = {"Statement": {"Effect": "Deny", "NotAction": ["iam:*"], "NotResource": "arn:x",
                             "Condition": {"Bool": {"aws:SecureTransport": "false"}}}}
-    assert _lines(None, policy) == [
-        '+ Statement: Deny everything but iam:* on everything but arn:x when {"Bool": {"aws:SecureTransport": "false"}}']
-    assert _lines(policy, None) == [
-        '- Statement: Deny everything but iam:* on everything but arn:x when {"Bool": {"aws:SecureTransport": "false"}}']
+    told = 'Deny everything but iam:* on everything but arn:x when {"Bool": {"aws:SecureTransport": "false"}}'
+    assert _lines(None, policy) == [f"+ Statement: {told}"]
+    assert _lines(policy, None) == [f"- Statement: {told}"]
 
 
 def test_pipeline_definition_steps_are_matched_by_name():
