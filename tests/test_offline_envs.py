@@ -467,3 +467,19 @@ def test_runners_read_predictions_on_both_sides(plans):
         assert any(_matches(r, obj) for r in granted)
         other = obj.replace(f"/{env}/", "/dev/")
         assert not any(_matches(r, other) for r in granted)  # a runner reads its own environment's only
+
+
+@pytest.mark.parametrize("env", ["roles-staging", "roles-data"])
+def test_only_the_plan_role_trusts_the_read_only_projects(plans, env):
+    # A pull request's code runs as the pr-preview role: it may become the plan role, never a
+    # role that deploys or runs pipelines.
+    def trusted(role: str) -> set[str]:
+        policy = statements(planned(plans[env], f'module.roles.aws_iam_role.this["{role}"]')["assume_role_policy"])
+        return {arn for s in policy for arn in as_list(s["Condition"]["ArnEquals"]["aws:PrincipalArn"])}
+
+    codebuild, preview, drift = (f"arn:aws:iam::111111111111:role/mlops-demo-{n}"
+                                 for n in ("codebuild", "pr-preview", "drift"))
+    assert trusted("plan") == {codebuild, preview, drift}
+    assert trusted("deploy") == {codebuild}
+    if env != "roles-data":
+        assert trusted("pipeline-runner") == {codebuild}

@@ -1,8 +1,8 @@
 # The roles the pipeline assumes in a target account: `deploy` runs Terraform for the
 # environment, `pipeline-runner` starts and inspects its SageMaker pipelines (ML environments
 # only), `plan` reads everything a plan needs and writes nothing but the state lock. All trust
-# only the devops CodeBuild role. This is the one configuration applied with an
-# administrator's credentials, before the pipeline exists.
+# the devops CodeBuild role; the plan role also the read-only projects' roles. This is the one
+# configuration applied with an administrator's credentials, before the pipeline exists.
 module "names" {
   source = "../naming"
 
@@ -40,7 +40,14 @@ locals {
 # The CodeBuild role is named by ARN through aws:PrincipalArn rather than as the principal
 # itself: IAM rejects a trust policy naming a role that does not exist yet, and these roles
 # are applied before the pipeline (and its CodeBuild role) is.
+# The plan role also trusts the read-only projects' roles (pull-request preview, drift), which
+# may assume nothing else: a pull request's code never runs as a role that can deploy.
 data "aws_iam_policy_document" "trust" {
+  for_each = {
+    deploy = [module.names.codebuild_role_arn]
+    plan   = concat([module.names.codebuild_role_arn], module.names.readonly_role_arns)
+  }
+
   statement {
     actions = ["sts:AssumeRole"]
 
@@ -52,7 +59,7 @@ data "aws_iam_policy_document" "trust" {
     condition {
       test     = "ArnEquals"
       variable = "aws:PrincipalArn"
-      values   = [module.names.codebuild_role_arn]
+      values   = each.value
     }
   }
 }
@@ -83,7 +90,7 @@ resource "aws_iam_role" "this" {
 
   name                 = "${local.prefix}-${each.key}"
   description          = each.value.description
-  assume_role_policy   = data.aws_iam_policy_document.trust.json
+  assume_role_policy   = data.aws_iam_policy_document.trust[each.key == "plan" ? "plan" : "deploy"].json
   max_session_duration = var.max_session_duration
 }
 

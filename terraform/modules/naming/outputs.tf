@@ -39,8 +39,13 @@ output "codebuild_role_name" {
 }
 
 output "codebuild_role_arn" {
-  description = "ARN of the CodeBuild role in the devops account, the only principal the target roles trust."
+  description = "ARN of the CodeBuild role in the devops account, the only principal the deploy and runner roles trust."
   value       = "arn:${local.partition}:iam::${var.accounts["devops"]}:role/${local.codebuild_role_name}"
+}
+
+output "readonly_role_arns" {
+  description = "ARNs of the devops roles of the read-only CodeBuild projects (pull-request preview, drift), which the plan roles trust besides the CodeBuild role."
+  value       = [for action in ["pr-preview", "drift"] : "arn:${local.partition}:iam::${var.accounts["devops"]}:role/${var.project}-${action}"]
 }
 
 output "deploy_role_arns" {

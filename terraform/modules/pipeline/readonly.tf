@@ -4,12 +4,11 @@
 # may assume only the read-only plan roles of the target environments (`PROJECT-ENV-plan`, made
 # by account-roles), never a deploy or runner role, and its own cache prefix, so a pull request
 # cannot poison the caches the deploying projects read.
-data "aws_partition" "current" {}
 
 locals {
   plan_role_arns = [
     for env in ["dev", "staging", "prod", "data"] :
-    "arn:${data.aws_partition.current.partition}:iam::${var.accounts[env]}:role/${var.project}-${env}-plan"
+    "arn:${local.partition}:iam::${var.accounts[env]}:role/${var.project}-${env}-plan"
   ]
 
   readonly = {
@@ -74,26 +73,26 @@ data "aws_iam_policy_document" "readonly" {
   statement {
     sid       = "ReadState"
     actions   = ["s3:ListBucket", "s3:GetBucketVersioning"]
-    resources = ["arn:${data.aws_partition.current.partition}:s3:::${var.state_bucket}"]
+    resources = ["arn:${local.partition}:s3:::${var.state_bucket}"]
   }
 
   statement {
     sid       = "ReadStateObjects"
     actions   = ["s3:GetObject"]
-    resources = ["arn:${data.aws_partition.current.partition}:s3:::${var.state_bucket}/*"]
+    resources = ["arn:${local.partition}:s3:::${var.state_bucket}/*"]
   }
 
   # Plans take the S3-native state lock; the lock file is the only object written.
   statement {
     sid       = "StateLock"
     actions   = ["s3:PutObject", "s3:DeleteObject"]
-    resources = ["arn:${data.aws_partition.current.partition}:s3:::${var.state_bucket}/*.tflock"]
+    resources = ["arn:${local.partition}:s3:::${var.state_bucket}/*.tflock"]
   }
 
   statement {
     sid       = "StateKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
-    resources = ["arn:${data.aws_partition.current.partition}:kms:${var.region}:${local.account}:key/*"]
+    resources = ["arn:${local.partition}:kms:${var.region}:${local.account}:key/*"]
 
     condition {
       test     = "StringEquals"
@@ -111,7 +110,7 @@ data "aws_iam_policy_document" "readonly" {
   statement {
     sid       = "PipelineKey"
     actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*"]
-    resources = [aws_kms_key.this.arn]
+    resources = [module.key.arn]
   }
 
   statement {
@@ -142,19 +141,19 @@ data "aws_iam_policy_document" "readonly" {
   statement {
     sid       = "ReadProjects"
     actions   = ["codebuild:BatchGetProjects"]
-    resources = ["arn:${data.aws_partition.current.partition}:codebuild:${var.region}:${local.account}:project/${var.project}-*"]
+    resources = ["arn:${local.partition}:codebuild:${var.region}:${local.account}:project/${var.project}-*"]
   }
 
   statement {
     sid       = "ReadRoles"
     actions   = ["iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:ListRoleTags"]
-    resources = ["arn:${data.aws_partition.current.partition}:iam::${local.account}:role/${var.project}-*"]
+    resources = ["arn:${local.partition}:iam::${local.account}:role/${var.project}-*"]
   }
 
   statement {
     sid       = "ReadKey"
     actions   = ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags"]
-    resources = [aws_kms_key.this.arn]
+    resources = [module.key.arn]
   }
 
   statement {
@@ -179,13 +178,13 @@ data "aws_iam_policy_document" "readonly" {
   statement {
     sid       = "ReadRules"
     actions   = ["events:DescribeRule", "events:ListTagsForResource", "events:ListTargetsByRule"]
-    resources = ["arn:${data.aws_partition.current.partition}:events:${var.region}:${local.account}:rule/${var.project}-*"]
+    resources = ["arn:${local.partition}:events:${var.region}:${local.account}:rule/${var.project}-*"]
   }
 
   statement {
     sid       = "ReadLogGroups"
     actions   = ["logs:DescribeLogGroups", "logs:ListTagsForResource", "logs:ListTagsLogGroup"]
-    resources = ["arn:${data.aws_partition.current.partition}:logs:${var.region}:${local.account}:log-group:*"]
+    resources = ["arn:${local.partition}:logs:${var.region}:${local.account}:log-group:*"]
   }
 
   dynamic "statement" {
@@ -223,7 +222,7 @@ resource "aws_codebuild_project" "readonly" {
   name           = each.value.name
   description    = each.value.description
   service_role   = aws_iam_role.readonly[each.key].arn
-  encryption_key = aws_kms_key.this.arn
+  encryption_key = module.key.arn
   build_timeout  = var.build_timeouts["plan-prod"]
   queued_timeout = 60
   source_version = each.value.source_version
