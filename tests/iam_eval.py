@@ -229,7 +229,9 @@ def decide(request: Request, identity: Sequence[Mapping], resource: Mapping | No
     mine = PolicyResult(_or(*(r.deny for r in results)), _or(*(r.allow for r in results)), None,
                         tuple(x for r in results for x in r.reasons))
     theirs = evaluate(resource, request, resource_policy=True) if resource is not None else None
-    reasons = mine.reasons + (theirs.reasons if theirs else ())
+    reasons = tuple(f"identity: {r}" for r in mine.reasons or ("no statement allows it",))
+    if theirs is not None:
+        reasons += tuple(f"resource policy: {r}" for r in theirs.reasons or ("no statement allows it",))
     deny = _or(mine.deny, theirs.deny if theirs else False)
     if deny is True:
         return Verdict("explicit-deny", reasons)

@@ -86,13 +86,21 @@ def _source_statements(module_dir: Path, name: str, count: int) -> list[dict] | 
     return static + [content] * rest
 
 
+def unknown_document(why: str) -> dict:
+    """A policy the plan does not show: any request it could govern is decided "unknown"."""
+    return {"Statement": [{"Sid": why, "Effect": effect, "Action": "*", "Resource": UNKNOWN_VALUE}
+                          for effect in ("Allow", "Deny")]}
+
+
 def document_from_data_source(change: dict) -> dict:
     """An aws_iam_policy_document's JSON, from its planned statements."""
     after, unknown = change["after"], change.get("after_unknown") or {}
     if after.get("json"):
         return json.loads(after["json"])
     if any(after.get(name) for name in ("source_policy_documents", "override_policy_documents")):
-        return {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": UNKNOWN_VALUE, "Sid": "merged"}]}
+        return unknown_document("merged documents")
+    if unknown.get("statement") is True:
+        return unknown_document("statements known after apply")
     statements = after.get("statement") or []
     flags = unknown.get("statement") or [{}] * len(statements)
     return {"Version": "2012-10-17",
@@ -169,7 +177,7 @@ class Plan:
             return json.loads(known)
         source = self.referenced(address, attribute, "aws_iam_policy_document")
         if source is None or source not in self.changes:
-            return {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": UNKNOWN_VALUE, "Sid": address}]}
+            return unknown_document(f"{address} known after apply")
         document = document_from_data_source(self.changes[source]["change"])
         return self._bucket_arns(source, document)
 

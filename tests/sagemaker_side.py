@@ -170,11 +170,11 @@ def definitions_for(evaluated: dict, inputs: dict, project: str, env: str, regio
 
 
 def prepare(project: str, env: str, region: str, accounts: dict[str, str], endpoint: str,
-            definitions: dict[str, dict]) -> None:
+            definitions: dict[str, dict], data_buckets: bool = True) -> None:
     """The data buckets, ENV's code bucket, model package group and both pipelines, in their accounts."""
     data, account = accounts["data"], accounts[env]
     s3 = service_client("s3", region, endpoint, data)
-    for purpose in ("datalake", "models", "predictions"):
+    for purpose in ("datalake", "models", "predictions") if data_buckets else ():
         s3.create_bucket(Bucket=f"{project}-{purpose}-{data}")
     service_client("s3", region, endpoint, account).create_bucket(Bucket=f"{project}-{env}-code-{account}")
     sm = service_client("sagemaker", region, endpoint, account)

@@ -53,7 +53,18 @@ def _answer(model: Any, context: dict, request_signer: Any = None, **_: Any):
     return AWSResponse("", 200, {}, None), parsed
 
 
+HANDLERS = [("before-parameter-build", keep_params), ("before-call", _answer)]
+
+
 def install() -> None:
     from botocore import handlers
 
-    handlers.BUILTIN_HANDLERS.extend([("before-parameter-build", keep_params), ("before-call", _answer)])
+    handlers.BUILTIN_HANDLERS.extend(HANDLERS)
+
+
+def uninstall() -> None:
+    from botocore import handlers
+
+    for handler in HANDLERS:
+        while handler in handlers.BUILTIN_HANDLERS:
+            handlers.BUILTIN_HANDLERS.remove(handler)

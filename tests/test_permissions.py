@@ -30,12 +30,12 @@ import yaml
 from click.testing import CliRunner
 
 from mlcicd.cli import main
-from tests import aws_calls, planned_policies, sagemaker_side
+from tests import aws_calls, planned_policies, sagemaker_side, stubbed_ops
 from tests.iam_eval import Request, Verdict, decide
 
 REPO = Path(__file__).resolve().parent.parent
 BUILDSPEC = REPO / "buildspec.yml"
-PLANNED = ("devops", "roles-staging", "data")
+PLANNED = ("devops", "roles-staging", "roles-prod", "staging", "data")
 CONFIGS = {
     "single-account": None,  # the example mlcicd.yaml as it is
     "five-accounts": {"devops": "111111111111", "dev": "222222222222", "staging": "333333333333",
@@ -187,37 +187,55 @@ def table(judged) -> str:
     lines = []
     for action, call, request, verdict in judged:
         role = call.principal.rsplit("/", 1)[-1]
-        why = "" if verdict.allowed else f"  <- {'; '.join(verdict.reasons) or 'no statement allows it'}"
+        why = "" if verdict.allowed else f"  <- {'; '.join(verdict.reasons)}"
         lines.append(f"{action:5} {role:36} {request.action:38} {request.resource}  {verdict.decision}{why}")
     return "\n".join(lines)
+
+
+def run_recorded(root: Path, argvs: list[list[str]], principal: str, log: Path) -> list[aws_calls.Call]:
+    """Run mlcicd commands in this process, recording every AWS call they make."""
+    recorder = aws_calls.install(log, principal)
+    sagemaker_side.install()
+    stubbed_ops.install()
+    try:
+        for argv in argvs:
+            result = CliRunner().invoke(main, ["--config", str(root / "mlcicd.yaml"), *argv])
+            assert result.exit_code == 0, f"mlcicd {' '.join(argv)}\n{result.output}"
+    finally:
+        stubbed_ops.uninstall()
+        sagemaker_side.uninstall()
+        aws_calls.uninstall(recorder)
+    return aws_calls.read(log)
+
+
+def prepared(system, aws_env, evaluated_definitions, *envs: str) -> None:
+    """The ML environments as Build would have applied them, and the data account's buckets."""
+    _, config, _ = system
+    for i, env in enumerate(envs):
+        definitions = sagemaker_side.definitions_for(evaluated_definitions, _inputs(), config.project, env,
+                                                     config.region, dict(config.accounts))
+        sagemaker_side.prepare(config.project, env, config.region, dict(config.accounts), aws_env.url, definitions,
+                               data_buckets=i == 0)
+
+
+def train(system, tmp_path: Path, env: dict[str, str]) -> list[aws_calls.Call]:
+    root, _, policies = system
+    [codebuild_role] = policies.codebuild_roles
+    calls = run_recorded(root, buildspec_argv(tmp_path, "train", env), codebuild_role, tmp_path / "calls-train.jsonl")
+    env["MODEL_PACKAGE_ARN"] = exported(Path(env["MLCICD_EXPORTS"]), "MODEL_PACKAGE_ARN")
+    assert env["MODEL_PACKAGE_ARN"].startswith("arn:aws:sagemaker:"), Path(env["MLCICD_EXPORTS"]).read_text()
+    return calls
 
 
 def test_every_call_of_train_and_test_is_allowed_by_the_planned_policies(system, aws_env, evaluated_definitions,
                                                                         tmp_path):
     root, config, policies = system
-    endpoint = aws_env.url
-    definitions = sagemaker_side.definitions_for(evaluated_definitions, _inputs(), config.project, "staging",
-                                                 config.region, dict(config.accounts))
-    sagemaker_side.prepare(config.project, "staging", config.region, dict(config.accounts), endpoint, definitions)
+    prepared(system, aws_env, evaluated_definitions, "staging")
     [codebuild_role] = policies.codebuild_roles
-    exports, artifact = tmp_path / "exports.sh", tmp_path / "artifact"
-    env = {"MLCICD_EXPORTS": str(exports), "ARTIFACT_DIR": str(artifact)}
-    calls: dict[str, list[aws_calls.Call]] = {}
-    for action in ("train", "test"):
-        log = tmp_path / f"calls-{action}.jsonl"
-        recorder = aws_calls.install(log, codebuild_role)
-        sagemaker_side.install()
-        try:
-            for argv in buildspec_argv(tmp_path, action, env):
-                result = CliRunner().invoke(main, ["--config", str(root / "mlcicd.yaml"), *argv])
-                assert result.exit_code == 0, f"{action}: mlcicd {' '.join(argv)}\n{result.output}"
-        finally:
-            sagemaker_side.uninstall()
-            aws_calls.uninstall(recorder)
-        calls[action] = aws_calls.read(log)
-        if action == "train":
-            env["MODEL_PACKAGE_ARN"] = exported(exports, "MODEL_PACKAGE_ARN")
-            assert env["MODEL_PACKAGE_ARN"].startswith("arn:aws:sagemaker:"), exports.read_text()
+    env = {"MLCICD_EXPORTS": str(tmp_path / "exports.sh"), "ARTIFACT_DIR": str(tmp_path / "artifact")}
+    calls = {"train": train(system, tmp_path, env)}
+    calls["test"] = run_recorded(root, buildspec_argv(tmp_path, "test", env), codebuild_role,
+                                 tmp_path / "calls-test.jsonl")
 
     runner = config.runner_role_arn(config.env("staging"))
     for action in ("train", "test"):
@@ -226,6 +244,38 @@ def test_every_call_of_train_and_test_is_allowed_by_the_planned_policies(system,
         assert "StartPipelineExecution" in {c.operation for c in calls[action]}
     assert {"GetObject", "DescribeModelPackage"} <= {c.operation for c in calls["test"]}
     judged = judge(calls, policies)
+    print(table(judged))
+    refused = [j for j in judged if not j[3].allowed]
+    assert not refused, "calls the planned policies do not allow:\n" + table(refused)
+
+
+def test_the_prod_runner_may_run_the_model_staging_registered(system, aws_env, evaluated_definitions, tmp_path,
+                                                              monkeypatch):
+    """Prod has no training pipeline: its inference pipeline runs the model staging registered,
+    with the Test action's command pointed at prod. Reading the model package crosses accounts
+    when staging and prod are two: prod's runner must be allowed, and the staging model package
+    group's policy must allow prod's runner."""
+    root, config, policies = system
+    prepared(system, aws_env, evaluated_definitions, "staging", "prod")
+    env = {"MLCICD_EXPORTS": str(tmp_path / "exports.sh"), "ARTIFACT_DIR": str(tmp_path / "artifact")}
+    train(system, tmp_path, env)
+    package = aws_calls.service_client("sagemaker", config.region, aws_env.url, config.accounts["staging"]) \
+        .describe_model_package(ModelPackageName=env["MODEL_PACKAGE_ARN"])
+    package.pop("ResponseMetadata")
+    # moto leaves out what SageMaker's answer requires: a versioned package is named by its group.
+    package.setdefault("ModelPackageName", package["ModelPackageGroupName"])
+    package.setdefault("ModelPackageStatusDetails", {"ValidationStatuses": []})
+    # moto keeps a model package in its own account; SageMaker answers across accounts.
+    queue = tmp_path / "stubs.json"
+    queue.write_text(json.dumps([{"service": "sagemaker", "operation": "describe_model_package",
+                                  "expected_params": {"ModelPackageName": env["MODEL_PACKAGE_ARN"]},
+                                  "response": package}], default=str))
+    monkeypatch.setenv(stubbed_ops.VARIABLE, str(queue))
+    argvs = [["prod" if arg == "staging" else arg for arg in argv] for argv in buildspec_argv(tmp_path, "test", env)]
+    calls = run_recorded(root, argvs, "operator", tmp_path / "calls-prod.jsonl")
+    assert json.loads(queue.read_text()) == []
+    assert calls[0].operation == "AssumeRole"
+    judged = judge({"prod": calls[1:]}, policies)  # an operator assumes the prod runner role
     print(table(judged))
     refused = [j for j in judged if not j[3].allowed]
     assert not refused, "calls the planned policies do not allow:\n" + table(refused)
