@@ -41,6 +41,7 @@ from tests.conftest import ACCOUNT, FIXTURES, REGION, write_config
 REPO = Path(__file__).resolve().parent.parent
 COMMIT = "3f2c1e0d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e"
 TOKEN = "0a1b2c3d-approval-token"
+EXECUTION_ID = "5e4d3c2b-1a09-4f8e-9d7c-6b5a4f3e2d1c"
 REFERENCE = re.compile(r"#\{([A-Za-z0-9@_-]+)\.([A-Za-z0-9@_-]+)\}")
 PHASES = ("install", "pre_build", "build", "post_build")
 
@@ -59,9 +60,10 @@ class Action:
     configuration: dict
 
 
-def pipeline_of(plan: dict) -> tuple[dict, list[Action], dict[str, dict]]:
-    """The planned pipeline, its actions in execution order, and the planned CodeBuild projects."""
-    [pipeline] = [rc["change"]["after"] for rc in plan["resource_changes"] if rc["type"] == "aws_codepipeline"]
+def pipeline_of(plan: dict, name: str) -> tuple[dict, list[Action], dict[str, dict]]:
+    """The planned pipeline `name`, its actions in execution order, and the planned CodeBuild projects."""
+    [pipeline] = [rc["change"]["after"] for rc in plan["resource_changes"]
+                  if rc["type"] == "aws_codepipeline" and rc["change"]["after"]["name"] == name]
     actions = [Action(stage["name"], a["name"], a["category"], a["provider"], a.get("namespace"),
                       tuple(a.get("input_artifacts") or ()), tuple(a.get("output_artifacts") or ()),
                       a.get("configuration") or {})
@@ -75,27 +77,48 @@ def pipeline_of(plan: dict) -> tuple[dict, list[Action], dict[str, dict]]:
             flags = (unknown.get("environment") or [{}])[0].get("environment_variable") or [{}] * len(variables)
             projects[after["name"]] = {
                 "buildspec": after["source"][0]["buildspec"],
-                "env": {v["name"]: ("(known after apply)" if f.get("value") is True else v["value"] or "")
-                        for v, f in zip(variables, flags, strict=True)},
+                "env": {v["name"]: v["value"] or "" for v, f in zip(variables, flags, strict=True)
+                        if f.get("value") is not True},
+                "after_apply": {v["name"]: (rc["address"], i) for i, (v, f) in
+                                enumerate(zip(variables, flags, strict=True)) if f.get("value") is True},
             }
     return pipeline, actions, projects
 
 
+def planned_bucket(plan: dict, project: str, index: int) -> str:
+    """A project variable the plan knows only after apply: the name of the one bucket of the
+    module it refers to (the artifact bucket), which the plan does know."""
+    from tests.planned_policies import Plan
+
+    planned = Plan(plan)
+    written = planned.config(project)["expressions"]["environment"][0].get("environment_variable") or []
+    assert index < len(written), f"{project}: environment variable {index} is known only after apply"
+    variable = written[index]
+    prefix = project[: project.rindex(planned._local(project))]
+    for ref in variable["value"].get("references", []):
+        if ref.startswith("module."):
+            module = prefix + ".".join(ref.split(".")[:2]) + "."
+            buckets = [planned.value(a, "bucket") for a in planned.of_type("aws_s3_bucket") if a.startswith(module)]
+            if len(buckets) == 1:
+                return buckets[0]
+    raise AssertionError(f"{project}: environment variable {index} is known only after apply")
+
+
 class Simulation:
-    def __init__(self, checkout: Path, work: Path, plan: dict, codebuild_role: str) -> None:
-        self.checkout, self.work = checkout, work
-        self.pipeline, self.actions, self.projects = pipeline_of(plan)
+    def __init__(self, checkout: Path, work: Path, plan: dict, name: str, codebuild_role: str) -> None:
+        self.checkout, self.work, self.plan = checkout, work, plan
+        self.pipeline, self.actions, self.projects = pipeline_of(plan, name)
         self.codebuild_role = codebuild_role
         self.artifacts: dict[str, Path] = {}
         self.namespaces: dict[str, dict[str, str]] = {
-            "variables": {v["name"]: v.get("default_value") or "" for v in self.pipeline.get("variable") or []}}
+            "variables": {v["name"]: v.get("default_value") or "" for v in self.pipeline.get("variable") or []},
+            "codepipeline": {"PipelineExecutionId": EXECUTION_ID, "PipelineName": self.pipeline["name"]}}
         self.calls: dict[str, list[aws_calls.Call]] = {}
         self.seconds: dict[str, float] = {}
         self.bindir = work / "bin"
         self.bindir.mkdir(parents=True)
         shim = self.bindir / "mlcicd"
-        shim.write_text(f'#!/bin/sh\nPYTHONPATH="{REPO}${{PYTHONPATH:+:$PYTHONPATH}}" '
-                        f'exec "{sys.executable}" -m tests.sim_mlcicd "$@"\n')
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -c "from tests.sim_mlcicd import run; run()" "$@"\n')
         shim.chmod(0o755)
 
     def resolve(self, action: Action, text: str) -> str:
@@ -116,7 +139,9 @@ class Simulation:
 
     def environ(self, action: Action, log: Path) -> dict[str, str]:
         env = dict(os.environ)
+        site = Path(__file__).parent / "sim_site"
         env.update({"PATH": f"{self.bindir}{os.pathsep}{env['PATH']}", "AWS_REGION": REGION,
+                    "PYTHONPATH": os.pathsep.join([str(site), str(REPO), *filter(None, [env.get("PYTHONPATH")])]),
                     aws_calls.LOG_VARIABLE: str(log), aws_calls.PRINCIPAL_VARIABLE: self.codebuild_role})
         return env
 
@@ -140,7 +165,9 @@ class Simulation:
         env = self.environ(action, log)
         env.update({k: str(v) for k, v in (spec.get("env", {}).get("variables") or {}).items()})
         env.update(project["env"])
-        for variable in json.loads(self.resolve(action, action.configuration.get("EnvironmentVariables", "[]"))):
+        env.update({name: planned_bucket(self.plan, *where) for name, where in project["after_apply"].items()})
+        given = json.loads(self.resolve(action, action.configuration.get("EnvironmentVariables", "[]")))
+        for variable in given:
             assert variable.get("type", "PLAINTEXT") == "PLAINTEXT", variable
             env[variable["name"]] = variable["value"]
         build_id = f"{action.configuration['ProjectName']}:7e1d2c3b-0000-4000-8000-{len(self.seconds):012d}"
@@ -154,8 +181,9 @@ class Simulation:
                 env[f"CODEBUILD_SRC_DIR_{name}"] = str(secondary)
         script = self.script(spec, src)
         proc = subprocess.run(["bash", "-c", script], cwd=src, env=env, capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, (f"{action.stage}/{action.name} (MLCICD_ACTION={env.get('MLCICD_ACTION')}) "
-                                      f"failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        assert proc.returncode == 0, (f"{action.stage}/{action.name} failed; the action set "
+                                      f"{ {v['name']: v['value'] for v in given} }:\n"
+                                      f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
         exported = json.loads((src / ".codebuild-exported.json").read_text())
         if action.namespace:
             self.namespaces[action.namespace] = exported
@@ -175,7 +203,8 @@ class Simulation:
                     continue  # mlcicd is on PATH already (tests/sim_mlcicd.py)
                 path = src.parent / f".{src.name}-{phase}-{i}.sh"
                 path.write_text(command + "\n")
-                lines.append(f'. "{path}" || exit $?')
+                # Not `. file || exit`: on the left of || bash ignores the command's own `set -e`.
+                lines.append(f'. "{path}"\nstatus=$?; if [ "$status" -ne 0 ]; then exit "$status"; fi')
         names = spec.get("env", {}).get("exported-variables") or []
         lines.append(f'"{sys.executable}" -c \'import json,os,sys; json.dump({{n: os.environ.get(n, "") '
                      f'for n in sys.argv[1:]}}, open(".codebuild-exported.json", "w"))\' ' + " ".join(names))
@@ -267,8 +296,13 @@ def test_the_six_stages_run_in_order_and_deploy_the_approved_plan(checkout, aws_
                                                  "staging", REGION, accounts)
     sagemaker_side.prepare("demo", "staging", REGION, accounts, aws_env.url, definitions)
 
-    sim = Simulation(checkout, tmp_path / "pipeline", plan, codebuild_role)
-    assert [a.stage for a in sim.actions] == ["Source", "Build", "Train", "Test", "Approval", "Approval", "Deploy"]
+    sim = Simulation(checkout, tmp_path / "pipeline", plan, "demo-pipeline", codebuild_role)
+    s3 = boto3.client("s3", region_name=REGION)
+    for project in {a.configuration.get("ProjectName") for a in sim.actions} - {None}:
+        for where in sim.projects[project]["after_apply"].values():  # the devops environment's buckets
+            if planned_bucket(plan, *where) not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+                s3.create_bucket(Bucket=planned_bucket(plan, *where))
+    assert [s["name"] for s in sim.pipeline["stage"]] == ["Source", "Build", "Train", "Test", "Approval", "Deploy"]
     sim.run()
 
     train = next(a.namespace for a in sim.actions if a.stage == "Train")
@@ -282,7 +316,6 @@ def test_the_six_stages_run_in_order_and_deploy_the_approved_plan(checkout, aws_
     applied = json.loads((tmp_path / "pipeline" / f"{deploy.stage}-{deploy.name}" / ".mlcicd" / "artifact" /
                           "applied-manifest.json").read_text())
     assert applied["plan_sha256"] == reviewed["PLAN_SHA256"]
-    s3 = boto3.client("s3", region_name=REGION)
     for env in ("staging", "prod"):
         assert s3.head_object(Bucket="tfstate-test", Key=f"{env}/terraform.tfstate")
     predictions = s3.list_objects_v2(Bucket=f"demo-predictions-{ACCOUNT}", Prefix="staging/")["KeyCount"]
