@@ -179,6 +179,10 @@ def _statement(statement: Mapping, request: Request, resource_policy: bool) -> t
     if resource is None:
         why.append(f"a resource of statement {statement.get('Sid', '-')} is {UNKNOWN_VALUE}")
     how = _principal(statement, request) if resource_policy else "identity"
+    principal_known: Tri = True
+    if not how and resource_policy and UNKNOWN_VALUE in repr(statement.get("Principal")):
+        how, principal_known = "account", None
+        why.append(f"a principal of statement {statement.get('Sid', '-')} is {UNKNOWN_VALUE}")
     if not how:
         return False, "", why
     conditions: list[Tri] = []
@@ -188,7 +192,7 @@ def _statement(statement: Mapping, request: Request, resource_policy: bool) -> t
             conditions.append(result)
             if reason:
                 why.append(f"statement {statement.get('Sid', '-')}: {reason}")
-    return _and(action, resource, *conditions), how, why
+    return _and(action, resource, principal_known, *conditions), how, why
 
 
 @dataclass(frozen=True)

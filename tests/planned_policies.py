@@ -49,7 +49,8 @@ def _statement_json(planned: dict, unknown: dict) -> dict:
             out[key] = values(name) if (unknown or {}).get(name) is not True else [UNKNOWN_VALUE]
     principals: dict[str, list] = {}
     for block in planned.get("principals") or []:
-        principals.setdefault(block["type"], []).extend(block["identifiers"] or [UNKNOWN_VALUE])
+        principals.setdefault(block.get("type") or UNKNOWN_VALUE, []).extend(block.get("identifiers") or
+                                                                            [UNKNOWN_VALUE])
     if principals:
         out["Principal"] = "*" if principals.get("*") == ["*"] else principals
     conditions: dict[str, dict] = {}
@@ -57,7 +58,7 @@ def _statement_json(planned: dict, unknown: dict) -> dict:
         flags = ((unknown or {}).get("condition") or [{}] * (i + 1))[i] or {}
         vals = [UNKNOWN_VALUE if (j < len(flags.get("values") or []) and flags["values"][j] is True) else v
                 for j, v in enumerate(block.get("values") or [])]
-        conditions.setdefault(block["test"], {})[block["variable"]] = vals
+        conditions.setdefault(block.get("test") or UNKNOWN_VALUE, {})[block.get("variable") or UNKNOWN_VALUE] = vals
     if conditions:
         out["Condition"] = conditions
     return out
@@ -97,8 +98,6 @@ def document_from_data_source(change: dict) -> dict:
     after, unknown = change["after"], change.get("after_unknown") or {}
     if after.get("json"):
         return json.loads(after["json"])
-    if any(after.get(name) for name in ("source_policy_documents", "override_policy_documents")):
-        return unknown_document("merged documents")
     if unknown.get("statement") is True:
         return unknown_document("statements known after apply")
     statements = after.get("statement") or []
@@ -113,6 +112,16 @@ class Plan:
         self.plan = plan
         self.root = root  # the root module's directory, to read what the plan leaves unknown
         self.changes = {rc["address"]: rc for rc in plan["resource_changes"]}
+        # Data sources Terraform could read while planning are in the prior state, not the changes.
+        modules = [plan.get("prior_state", {}).get("values", {}).get("root_module", {})]
+        while modules:
+            module = modules.pop()
+            modules += module.get("child_modules", [])
+            for resource in module.get("resources", []):
+                if resource["mode"] == "data":
+                    self.changes.setdefault(resource["address"], {
+                        "address": resource["address"], "mode": "data", "type": resource["type"],
+                        "change": {"after": resource["values"], "after_unknown": {}}})
 
     def config(self, address: str) -> dict:
         """The configuration block of a (possibly indexed) resource address."""
@@ -130,8 +139,69 @@ class Plan:
         for ref in self.config(address).get("expressions", {}).get(attribute, {}).get("references", []):
             target = ref.rsplit(".", 1)[0] if ref.count(".") >= (2 if not ref.startswith("data.") else 3) else ref
             if target.removeprefix("data.").startswith(kind + "."):
-                return prefix + target
+                return self._instance(prefix + target, address)
         return None
+
+    def _instance(self, target: str, referrer: str) -> str:
+        """`aws_iam_role.this[each.key]` from `aws_iam_role_policy.this["runner"]`: the target's
+        instance of the same key (the references in a plan carry no instance keys)."""
+        key = re.search(r"(\[[^\]]*\])$", referrer)
+        if target not in self.changes and key and target + key.group(1) in self.changes:
+            return target + key.group(1)
+        return target
+
+    def data_document(self, address: str) -> dict:
+        """An aws_iam_policy_document's JSON from its planned statements and the documents it
+        merges (source_policy_documents, resolved through the plan's references when unknown)."""
+        change = self.changes[address]["change"]
+        after, unknown = change["after"], change.get("after_unknown") or {}
+        if after.get("json"):
+            return json.loads(after["json"])
+        if after.get("override_policy_documents") or unknown.get("override_policy_documents"):
+            return unknown_document("override_policy_documents are not merged here")
+        own = self._bucket_arns(address, document_from_data_source(change))
+        sources = after.get("source_policy_documents") or []
+        if not sources and not unknown.get("source_policy_documents"):
+            return own
+        prefix = address[: address.rindex(self._local(address))]
+        merged = list(own["Statement"])
+        if sources and all(isinstance(d, str) for d in sources) and not unknown.get("source_policy_documents"):
+            documents = [json.loads(d) for d in sources]
+        else:
+            found = self.documents(prefix, self.config(address).get("expressions", {}).get(
+                "source_policy_documents", {}))
+            if not found or any(f not in self.changes for f in found):
+                return unknown_document("source_policy_documents not found")
+            documents = [self.data_document(f) for f in found]
+        for document in documents:
+            statements = document["Statement"]
+            merged += statements if isinstance(statements, list) else [statements]
+        return {"Version": "2012-10-17", "Statement": merged}
+
+    def _module(self, prefix: str) -> dict:
+        module = self.plan["configuration"]["root_module"]
+        for name in _INDEX.sub("", prefix).split(".")[1::2] if prefix else []:
+            module = module["module_calls"][name]["module"]
+        return module
+
+    def documents(self, prefix: str, expression: dict, depth: int = 0) -> list[str]:
+        """The aws_iam_policy_document data sources an expression's value comes from, following
+        module outputs down and input variables up."""
+        found: list[str] = []
+        for ref in expression.get("references", []):
+            parts = ref.split(".")
+            if ref.startswith("data.aws_iam_policy_document.") and len(parts) == 4:
+                found.append(prefix + ".".join(parts[:3]))
+            elif parts[0] == "module" and len(parts) == 3 and depth < 8:
+                child = self._module(prefix)["module_calls"][parts[1]]
+                output = child["module"].get("outputs", {}).get(parts[2], {}).get("expression", {})
+                found += self.documents(f"{prefix}module.{parts[1]}.", output, depth + 1)
+            elif parts[0] == "var" and len(parts) == 2 and prefix and depth < 8:
+                call = prefix.rstrip(".").rsplit(".", 2)
+                parent = (call[0] + ".") if len(call) == 3 else ""
+                passed = self._module(parent)["module_calls"][_INDEX.sub("", call[-1])]
+                found += self.documents(parent, passed.get("expressions", {}).get(parts[1], {}), depth + 1)
+        return list(dict.fromkeys(found))
 
     def through_variables(self, address: str, expression: dict, kind: str) -> str | None:
         """The `kind` resource an expression refers to, following `var.X` up through the module
@@ -175,11 +245,11 @@ class Plan:
         known = self.value(address, attribute)
         if known:
             return json.loads(known)
-        source = self.referenced(address, attribute, "aws_iam_policy_document")
-        if source is None or source not in self.changes:
+        prefix = address[: address.rindex(self._local(address))]
+        sources = self.documents(prefix, self.config(address).get("expressions", {}).get(attribute, {}))
+        if len(sources) != 1 or sources[0] not in self.changes:
             return unknown_document(f"{address} known after apply")
-        document = document_from_data_source(self.changes[source]["change"])
-        return self._bucket_arns(source, document)
+        return self.data_document(sources[0])
 
     def module_dir(self, address: str) -> Path | None:
         if self.root is None:
@@ -221,6 +291,20 @@ class Plan:
         return [a for a, rc in self.changes.items() if rc["type"] == kind and rc["mode"] == "managed"]
 
 
+def _own_bucket(document: dict, bucket: str) -> dict:
+    """A bucket policy may name only its own bucket and objects (S3 refuses any other resource),
+    so a resource the plan does not know yet is read as the bucket and all its objects. Where
+    the source names them in the usual `[arn, "${arn}/*"]` way, `Plan._bucket_arns` has already
+    put the exact values."""
+    for statement in document["Statement"]:
+        resources = statement.get("Resource")
+        if isinstance(resources, list) and UNKNOWN_VALUE in resources:
+            widened = [r for r in resources if r != UNKNOWN_VALUE] + [f"arn:aws:s3:::{bucket}",
+                                                                      f"arn:aws:s3:::{bucket}/*"]
+            statement["Resource"] = list(dict.fromkeys(widened))
+    return document
+
+
 def read(plan: dict, account: str, region: str, root: Path | None = None, into: Policies | None = None) -> Policies:
     """Add one plan's policies (planned in `account`) to `into`."""
     found = into or Policies()
@@ -239,8 +323,8 @@ def read(plan: dict, account: str, region: str, root: Path | None = None, into: 
         found.buckets.setdefault(p.value(address, "bucket"), None)
         found.bucket_accounts[p.value(address, "bucket")] = account
     for address in p.of_type("aws_s3_bucket_policy"):
-        bucket = p.referenced(address, "bucket", "aws_s3_bucket")
-        found.buckets[p.value(bucket, "bucket")] = p.policy(address, "policy")
+        name = p.value(p.referenced(address, "bucket", "aws_s3_bucket"), "bucket")
+        found.buckets[name] = _own_bucket(p.policy(address, "policy"), name)
     keys = {}
     for address in p.of_type("aws_kms_key"):
         keys[address] = found.keys[f"{account}/{address}"] = {

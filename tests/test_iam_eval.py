@@ -193,3 +193,10 @@ def test_a_resource_policy_deny_for_everyone_denies():
 ])
 def test_policy_variables_are_not_guessed(statement):
     assert verdict([policy(statement)]) == "unknown"
+
+
+def test_a_resource_policy_principal_the_plan_does_not_know_is_reported():
+    unknown_reader = policy({"Effect": "Allow", "Principal": {"AWS": [UNKNOWN_VALUE]}, "Action": "s3:GetObject",
+                             "Resource": "arn:aws:s3:::data-bucket/*"})
+    mine = [policy(allow("s3:GetObject", "arn:aws:s3:::data-bucket/*"))]
+    assert verdict(mine, principal=OTHER, resource_account="111111111111", resource_policy=unknown_reader) == "unknown"
