@@ -146,7 +146,7 @@ def _principal(statement: Mapping, request: Request) -> str:
     """How a resource-policy statement names the caller: "direct" (its role), "account"
     (its account, which then delegates to the account's own policies), or "" (not at all)."""
     if "NotPrincipal" in statement:
-        return ""  # not used by our policies; never read as a grant
+        return "unknown"  # not implemented: neither a grant nor a denial is assumed
     principal = statement.get("Principal")
     if principal == "*":
         return "direct"  # everyone, this caller included
@@ -180,7 +180,10 @@ def _statement(statement: Mapping, request: Request, resource_policy: bool) -> t
         why.append(f"a resource of statement {statement.get('Sid', '-')} is {UNKNOWN_VALUE}")
     how = _principal(statement, request) if resource_policy else "identity"
     principal_known: Tri = True
-    if not how and resource_policy and UNKNOWN_VALUE in repr(statement.get("Principal")):
+    if how == "unknown":
+        how, principal_known = "account", None
+        why.append(f"statement {statement.get('Sid', '-')}: NotPrincipal is not implemented")
+    elif not how and resource_policy and UNKNOWN_VALUE in repr(statement.get("Principal")):
         how, principal_known = "account", None
         why.append(f"a principal of statement {statement.get('Sid', '-')} is {UNKNOWN_VALUE}")
     if not how:

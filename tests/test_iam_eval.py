@@ -200,3 +200,10 @@ def test_a_resource_policy_principal_the_plan_does_not_know_is_reported():
                              "Resource": "arn:aws:s3:::data-bucket/*"})
     mine = [policy(allow("s3:GetObject", "arn:aws:s3:::data-bucket/*"))]
     assert verdict(mine, principal=OTHER, resource_account="111111111111", resource_policy=unknown_reader) == "unknown"
+
+
+def test_not_principal_is_reported_not_guessed():
+    everyone_but_admins = policy({"Effect": "Deny", "NotPrincipal": {"AWS": "arn:aws:iam::111111111111:role/admin"},
+                                  "Action": "s3:*", "Resource": "arn:aws:s3:::data-bucket/*"})
+    mine = [policy(allow("s3:GetObject", "arn:aws:s3:::data-bucket/*"))]
+    assert verdict(mine, resource_account="111111111111", resource_policy=everyone_but_admins) == "unknown"
