@@ -11,7 +11,7 @@ import csv
 import io
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlcicd.aws import errors
@@ -185,7 +185,7 @@ def _finish(sm: Any, pipeline: str, arn: str, status: str, described: Mapping[st
         step = failed[0] if failed else None
         reason = (step.reason if step else "") or described.get("FailureReason", "")
         raise PipelineRunFailed(arn, status, step.name if step else "", reason)
-    return RunResult(pipeline, arn, status, model_package_arn(current), predictions_uri(sm, current), current)
+    return RunResult(pipeline, arn, status, model_package_arn(current), steps=current)
 
 
 def model_package_arn(current: tuple[Step, ...]) -> str:
@@ -263,6 +263,10 @@ def run(request: RunRequest, sm: Any, s3: Callable[[], Any], *, poller: Poller,
     if not request.wait:
         return result
     result = wait(sm, request.pipeline, arn, timeout=request.timeout, poller=poller, report=report)
+    # Only an inference run has predictions to look for: describing a training run's processing
+    # jobs would need a permission the runner role has no other use for.
+    if request.kind == "inference":
+        result = replace(result, predictions_uri=predictions_uri(sm, result.steps))
     record(result)
     if request.kind == "training" and not result.model_package_arn:
         raise NoModelRegistered(arn)
@@ -272,7 +276,7 @@ def run(request: RunRequest, sm: Any, s3: Callable[[], Any], *, poller: Poller,
             raise OutputCheckFailed("the execution reported no predictions location", hint="pass --predictions S3URI")
         checked = check_predictions(s3(), uri, expect_columns=request.expect_columns,
                                     expect_rows=request.expect_rows)
-        result = RunResult(result.pipeline, arn, result.status, result.model_package_arn, uri, result.steps)
+        result = replace(result, predictions_uri=uri)
         record(result)
         report(f"predictions ok: {checked.rows} rows, {checked.files} file(s), columns {', '.join(checked.columns)}")
     return result

@@ -21,6 +21,7 @@ MODEL = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/demo-models/7"
 TRANSFORM = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:transform-job/pipelines-abc-predict"
 PREPROCESS = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/pipelines-abc-Preprocess"
 PREDICT = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/pipelines-abc-Predict"
+EVALUATE = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/pipelines-abc-Evaluate"
 MODEL_DATA = "s3://demo-models-123456789012/training/abc/model.tar.gz"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -62,9 +63,14 @@ def poll(stub: Stubber, status: str, steps: list[dict], arn: str = ARN, reason: 
 
 
 def training_success(stub: Stubber) -> None:
-    poll(stub, "Executing", [step("Preprocess", "Executing")])
-    poll(stub, "Executing", [step("Preprocess", "Succeeded"), step("Train", "Executing")])
-    poll(stub, "Succeeded", [step("Preprocess", "Succeeded"), step("Train", "Succeeded"),
+    """The training pipeline's steps with the metadata SageMaker reports: its processing jobs
+    are never described (the runner role needs no permission for that)."""
+    poll(stub, "Executing", [step("Preprocess", "Executing", ProcessingJob={"Arn": PREPROCESS})])
+    poll(stub, "Executing", [step("Preprocess", "Succeeded", ProcessingJob={"Arn": PREPROCESS}),
+                             step("Train", "Executing")])
+    poll(stub, "Succeeded", [step("Preprocess", "Succeeded", ProcessingJob={"Arn": PREPROCESS}),
+                             step("Train", "Succeeded"),
+                             step("Evaluate", "Succeeded", ProcessingJob={"Arn": EVALUATE}),
                              step("CheckMetric", "Succeeded", Condition={"Outcome": "True"}),
                              step("Register", "Succeeded", RegisterModel={"Arn": MODEL})])
 
@@ -107,8 +113,8 @@ def test_wait_reports_each_step_change_and_returns_the_model_package():
     stub.assert_no_pending_responses()
     assert result.status == "Succeeded" and result.model_package_arn == MODEL
     assert lines == ["  Preprocess: Executing", "demo-app-training: Executing", "  Preprocess: Succeeded",
-                     "  Train: Executing", "  Train: Succeeded", "  CheckMetric: Succeeded", "  Register: Succeeded",
-                     "demo-app-training: Succeeded"]
+                     "  Train: Executing", "  Train: Succeeded", "  Evaluate: Succeeded", "  CheckMetric: Succeeded",
+                     "  Register: Succeeded", "demo-app-training: Succeeded"]
     assert fake.sleeps == [2, 3]  # backs off between polls
     assert result.exports()["MODEL_PACKAGE_ARN"] == MODEL
 
@@ -147,7 +153,7 @@ def test_predictions_location_comes_from_the_predict_step():
     with stub:
         result = sagemaker.wait(client, "p", ARN, timeout=60,
                                 poller=sagemaker.Poller(sleep=fake.sleep, clock=fake.clock), report=lambda _: None)
-    assert result.predictions_uri == "s3://preds/run1/abc/predictions"
+        assert sagemaker.predictions_uri(client, result.steps) == "s3://preds/run1/abc/predictions"
 
 
 def test_predictions_location_of_a_batch_transform_step():
@@ -164,7 +170,7 @@ def test_predictions_location_of_a_batch_transform_step():
     with stub:
         result = sagemaker.wait(client, "p", ARN, timeout=60,
                                 poller=sagemaker.Poller(sleep=fake.sleep, clock=fake.clock), report=lambda _: None)
-    assert result.predictions_uri == "s3://preds/batch/"
+        assert sagemaker.predictions_uri(client, result.steps) == "s3://preds/batch/"
 
 
 # -- against the emulator ------------------------------------------------------------------------

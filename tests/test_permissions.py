@@ -1,0 +1,287 @@
+"""Every AWS call a pipeline action makes is allowed by the planned policies of the role making it.
+
+The Train and Test actions' commands — the argv buildspec.yml runs for them — run against the
+moto server (SageMaker's side played by tests/sagemaker_side.py where moto has no API), and
+tests/aws_calls.py records each call botocore makes with the principal whose credentials sign
+it. Each call becomes an IAM request — action from botocore's signing name and the operation
+(Service Authorization Reference names where they differ), resource ARN built per that
+reference — and tests/iam_eval.py decides it against the policies of the offline plans
+(`mlcicd plan ENV --offline`): the caller's identity policies, and the resource's own policy
+(role trust, bucket, KMS key, model package group), which across accounts must allow as well.
+An S3 read of an object encrypted with a planned KMS key also needs kms:Decrypt through S3.
+
+Build, PlanProd and Deploy make no botocore calls (Terraform makes its own; the pipeline
+simulation in test_pipeline_sim.py records them as empty). `mlcicd approve` is run by a person
+with their own credentials, not by a planned role.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mlcicd.cli import main
+from tests import aws_calls, planned_policies, sagemaker_side, stubbed_ops
+from tests.iam_eval import Request, Verdict, decide
+
+REPO = Path(__file__).resolve().parent.parent
+BUILDSPEC = REPO / "buildspec.yml"
+PLANNED = ("devops", "roles-staging", "roles-prod", "staging", "data")
+CONFIGS = {
+    "single-account": None,  # the example mlcicd.yaml as it is
+    "five-accounts": {"devops": "111111111111", "dev": "222222222222", "staging": "333333333333",
+                      "prod": "444444444444", "data": "555555555555"},
+}
+# IAM action names that differ from the operation's (Service Authorization Reference, S3 section).
+IAM_ACTION = {("s3", "ListObjectsV2"): "ListBucket", ("s3", "ListObjects"): "ListBucket",
+              ("s3", "HeadObject"): "GetObject", ("s3", "HeadBucket"): "ListBucket"}
+# The key id an offline plan cannot know; policies scoped to key/* still decide.
+KEY_ID = "00000000-0000-0000-0000-000000000000"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def evaluated_definitions(tmp_path_factory):
+    from tests.test_pipeline_definitions import evaluate_module
+
+    return evaluate_module(tmp_path_factory.mktemp("definitions"))
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def system(request, tmp_path_factory):
+    """A copy of the repository with the config under test, and its planned policies."""
+    from mlcicd import awsschema
+    from mlcicd import config as configuration
+    from mlcicd.offline import preview, provider
+    from mlcicd.runtime import Runtime
+
+    root = tmp_path_factory.mktemp(request.param)
+    for name in ("terraform", "ml", "mlcicd.yaml", "buildspec.yml"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns(".terraform", "__pycache__"))
+        else:
+            shutil.copy(source, root / name)
+    if CONFIGS[request.param]:
+        data = yaml.safe_load((root / "mlcicd.yaml").read_text())
+        data["accounts"] = CONFIGS[request.param]
+        (root / "mlcicd.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    cache = awsschema.default_cache_dir()
+    provider.schema_path(cache)
+    with pytest.MonkeyPatch.context() as mp:
+        for name in list(os.environ):
+            if name.startswith(("AWS_", "TF_")) or name == "MLCICD_CONFIG":
+                mp.delenv(name, raising=False)
+        mp.setenv("XDG_CACHE_HOME", str(cache.parent))
+        mp.setenv("MLCICD_TERRAFORM", "bundled")
+        for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+            mp.setenv(name, "http://127.0.0.1:9")
+        config = configuration.load(root / "mlcicd.yaml")
+        runtime = Runtime.from_environ()
+
+        def plan(name: str) -> planned_policies.Policies:
+            env = config.env(name)
+            with preview.workspace(config, env, runtime, sink=lambda line, is_err: None) as ws:
+                outcome = ws.plan(root / "plans" / name)
+            document = json.loads((outcome.plan_dir / "plan.json").read_text())
+            return planned_policies.read(document, config.accounts[env.account_role], config.region, env.dir)
+
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            parts = list(pool.map(plan, PLANNED))
+    merged = planned_policies.Policies()
+    for part in parts:
+        for name in ("identity", "trust", "buckets", "bucket_accounts", "keys", "package_groups"):
+            getattr(merged, name).update(getattr(part, name))
+        merged.codebuild_roles |= part.codebuild_roles
+    return root, config, merged
+
+
+def buildspec_argv(workdir: Path, action: str, env: dict[str, str]) -> list[list[str]]:
+    """The mlcicd commands buildspec.yml's build phase runs for `action`, with this environment."""
+    spec = yaml.safe_load(BUILDSPEC.read_text())
+    log = workdir / f".argv-{action}"
+    fakes = textwrap.dedent(f"""\
+        mlcicd() {{ for a in "$@"; do printf '%s\\037' "$a"; done; printf '\\036'; }} >> "{log}"
+        """)
+    variables = {**os.environ, **{k: str(v) for k, v in spec["env"]["variables"].items()}, "MLCICD_ACTION": action,
+                 **env}
+    proc = subprocess.run(["bash", "-c", fakes + "\n".join(spec["phases"]["build"]["commands"])], cwd=workdir,
+                          env=variables, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    raw = log.read_text() if log.exists() else ""
+    return [call.split("\x1f")[:-1] for call in raw.split("\x1e") if call]
+
+
+def exported(path: Path, name: str) -> str:
+    proc = subprocess.run(["bash", "-c", f'. "{path}"; printf %s "${{{name}:-}}"'], capture_output=True, text=True)
+    return proc.stdout
+
+
+def requests(call: aws_calls.Call, policies: planned_policies.Policies) -> list[tuple[Request, dict]]:
+    """The IAM requests one recorded call makes: itself, and what a service does on its behalf."""
+    p, op, region = call.params, call.operation, call.region
+    account = call.principal.split(":")[4]
+    action = f"{call.signing_name}:{IAM_ACTION.get((call.signing_name, op), op)}"
+    context = {"aws:SecureTransport": True}
+    sm = f"arn:aws:sagemaker:{region}:{account}"
+    arns = {
+        ("sts", "AssumeRole"): lambda: p["RoleArn"],
+        ("sagemaker", "StartPipelineExecution"): lambda: f"{sm}:pipeline/{p['PipelineName'].lower()}",
+        ("sagemaker", "DescribePipelineExecution"): lambda: p["PipelineExecutionArn"],
+        ("sagemaker", "ListPipelineExecutionSteps"): lambda: p["PipelineExecutionArn"],
+        ("sagemaker", "DescribeProcessingJob"): lambda: f"{sm}:processing-job/{p['ProcessingJobName'].lower()}",
+        ("sagemaker", "DescribeTransformJob"): lambda: f"{sm}:transform-job/{p['TransformJobName'].lower()}",
+        ("sagemaker", "DescribeModelPackage"): lambda: p["ModelPackageName"] if p["ModelPackageName"].startswith(
+            "arn:") else f"{sm}:model-package/{p['ModelPackageName'].lower()}",
+        ("s3", "ListObjectsV2"): lambda: f"arn:aws:s3:::{p['Bucket']}",
+        ("s3", "GetObject"): lambda: f"arn:aws:s3:::{p['Bucket']}/{p['Key']}",
+    }
+    rule = arns.get((call.signing_name, op))
+    assert rule, f"no resource ARN rule for {call.signing_name}:{op}: add it from the Service Authorization Reference"
+    resource = rule()
+    extra: dict = {"resource_account": resource.split(":")[4] or None}
+    found = [(Request(action, resource, call.principal, context), extra)]
+    if call.signing_name == "sts":
+        assert resource in policies.trust, f"{resource} is not a planned role"
+        extra.update(resource=policies.trust[resource], resource_required=True)
+    elif call.signing_name == "s3":
+        bucket = p["Bucket"]
+        assert bucket in policies.bucket_accounts, f"bucket {bucket} is not planned in any environment"
+        extra.update(resource=policies.buckets[bucket], resource_account=policies.bucket_accounts[bucket])
+        for key in policies.keys.values():
+            if bucket in key["buckets"] and op == "GetObject":  # S3 decrypts the object's data key as the caller
+                decrypt = Request("kms:Decrypt", f"arn:aws:kms:{region}:{key['account']}:key/{KEY_ID}",
+                                  call.principal, {**context, "kms:ViaService": f"s3.{region}.amazonaws.com",
+                                                   "kms:CallerAccount": account,
+                                                   "kms:ResourceAliases": tuple(key["aliases"])})
+                found.append((decrypt, {"resource": key["policy"], "resource_account": key["account"],
+                                        "resource_required": True}))
+    elif op == "DescribeModelPackage":
+        owner, group = resource.split(":")[4], resource.split(":model-package/")[1].split("/")[0]
+        extra["resource"] = policies.package_groups.get(
+            f"arn:aws:sagemaker:{region}:{owner}:model-package-group/{group}")
+    return found
+
+
+def judge(calls: dict[str, list[aws_calls.Call]], policies) -> list[tuple[str, aws_calls.Call, Request, Verdict]]:
+    judged = []
+    for action, recorded in calls.items():
+        for call in recorded:
+            assert call.principal in policies.identity, f"{call.principal} has no planned identity policy"
+            for request, extra in requests(call, policies):
+                judged.append((action, call, request, decide(request, policies.identity[call.principal], **extra)))
+    return judged
+
+
+def table(judged) -> str:
+    lines = []
+    for action, call, request, verdict in judged:
+        role = call.principal.rsplit("/", 1)[-1]
+        why = "" if verdict.allowed else f"  <- {'; '.join(verdict.reasons)}"
+        lines.append(f"{action:5} {role:36} {request.action:38} {request.resource}  {verdict.decision}{why}")
+    return "\n".join(lines)
+
+
+def run_recorded(root: Path, argvs: list[list[str]], principal: str, log: Path) -> list[aws_calls.Call]:
+    """Run mlcicd commands in this process, recording every AWS call they make."""
+    recorder = aws_calls.install(log, principal)
+    sagemaker_side.install()
+    stubbed_ops.install()
+    try:
+        for argv in argvs:
+            result = CliRunner().invoke(main, ["--config", str(root / "mlcicd.yaml"), *argv])
+            assert result.exit_code == 0, f"mlcicd {' '.join(argv)}\n{result.output}"
+    finally:
+        stubbed_ops.uninstall()
+        sagemaker_side.uninstall()
+        aws_calls.uninstall(recorder)
+    return aws_calls.read(log)
+
+
+def prepared(system, aws_env, evaluated_definitions, *envs: str) -> None:
+    """The ML environments as Build would have applied them, and the data account's buckets."""
+    _, config, _ = system
+    for i, env in enumerate(envs):
+        definitions = sagemaker_side.definitions_for(evaluated_definitions, _inputs(), config.project, env,
+                                                     config.region, dict(config.accounts))
+        sagemaker_side.prepare(config.project, env, config.region, dict(config.accounts), aws_env.url, definitions,
+                               data_buckets=i == 0)
+
+
+def train(system, tmp_path: Path, env: dict[str, str]) -> list[aws_calls.Call]:
+    root, _, policies = system
+    [codebuild_role] = policies.codebuild_roles
+    calls = run_recorded(root, buildspec_argv(tmp_path, "train", env), codebuild_role, tmp_path / "calls-train.jsonl")
+    env["MODEL_PACKAGE_ARN"] = exported(Path(env["MLCICD_EXPORTS"]), "MODEL_PACKAGE_ARN")
+    assert env["MODEL_PACKAGE_ARN"].startswith("arn:aws:sagemaker:"), Path(env["MLCICD_EXPORTS"]).read_text()
+    return calls
+
+
+def test_every_call_of_train_and_test_is_allowed_by_the_planned_policies(system, aws_env, evaluated_definitions,
+                                                                        tmp_path):
+    root, config, policies = system
+    prepared(system, aws_env, evaluated_definitions, "staging")
+    [codebuild_role] = policies.codebuild_roles
+    env = {"MLCICD_EXPORTS": str(tmp_path / "exports.sh"), "ARTIFACT_DIR": str(tmp_path / "artifact")}
+    calls = {"train": train(system, tmp_path, env)}
+    calls["test"] = run_recorded(root, buildspec_argv(tmp_path, "test", env), codebuild_role,
+                                 tmp_path / "calls-test.jsonl")
+
+    runner = config.runner_role_arn(config.env("staging"))
+    for action in ("train", "test"):
+        assert calls[action][0].operation == "AssumeRole" and calls[action][0].principal == codebuild_role
+        assert {c.principal for c in calls[action][1:]} == {runner}
+        assert "StartPipelineExecution" in {c.operation for c in calls[action]}
+    assert {"GetObject", "DescribeModelPackage"} <= {c.operation for c in calls["test"]}
+    judged = judge(calls, policies)
+    print(table(judged))
+    refused = [j for j in judged if not j[3].allowed]
+    assert not refused, "calls the planned policies do not allow:\n" + table(refused)
+
+
+def test_the_prod_runner_may_run_the_model_staging_registered(system, aws_env, evaluated_definitions, tmp_path,
+                                                              monkeypatch):
+    """Prod has no training pipeline: its inference pipeline runs the model staging registered,
+    with the Test action's command pointed at prod. Reading the model package crosses accounts
+    when staging and prod are two: prod's runner must be allowed, and the staging model package
+    group's policy must allow prod's runner."""
+    root, config, policies = system
+    prepared(system, aws_env, evaluated_definitions, "staging", "prod")
+    env = {"MLCICD_EXPORTS": str(tmp_path / "exports.sh"), "ARTIFACT_DIR": str(tmp_path / "artifact")}
+    train(system, tmp_path, env)
+    package = aws_calls.service_client("sagemaker", config.region, aws_env.url, config.accounts["staging"]) \
+        .describe_model_package(ModelPackageName=env["MODEL_PACKAGE_ARN"])
+    package.pop("ResponseMetadata")
+    # moto leaves out what SageMaker's answer requires: a versioned package is named by its group.
+    package.setdefault("ModelPackageName", package["ModelPackageGroupName"])
+    package.setdefault("ModelPackageStatusDetails", {"ValidationStatuses": []})
+    # moto keeps a model package in its own account; SageMaker answers across accounts.
+    queue = tmp_path / "stubs.json"
+    queue.write_text(json.dumps([{"service": "sagemaker", "operation": "describe_model_package",
+                                  "expected_params": {"ModelPackageName": env["MODEL_PACKAGE_ARN"]},
+                                  "response": package}], default=str))
+    monkeypatch.setenv(stubbed_ops.VARIABLE, str(queue))
+    argvs = [["prod" if arg == "staging" else arg for arg in argv] for argv in buildspec_argv(tmp_path, "test", env)]
+    calls = run_recorded(root, argvs, "operator", tmp_path / "calls-prod.jsonl")
+    assert json.loads(queue.read_text()) == []
+    assert calls[0].operation == "AssumeRole"
+    judged = judge({"prod": calls[1:]}, policies)  # an operator assumes the prod runner role
+    print(table(judged))
+    refused = [j for j in judged if not j[3].allowed]
+    assert not refused, "calls the planned policies do not allow:\n" + table(refused)
+
+
+def _inputs() -> dict:
+    from tests.test_pipeline_definitions import INPUTS
+
+    return INPUTS
