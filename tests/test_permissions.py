@@ -219,8 +219,9 @@ def prepared(system, aws_env, evaluated_definitions, *envs: str) -> None:
 
 
 def train(system, tmp_path: Path, env: dict[str, str]) -> list[aws_calls.Call]:
-    root, _, policies = system
-    [codebuild_role] = policies.codebuild_roles
+    root, config, policies = system
+    # The pipeline's actions run as the CodeBuild role; the read-only projects have roles of their own.
+    [codebuild_role] = [r for r in policies.codebuild_roles if r.endswith(f"{config.project}-codebuild")]
     calls = run_recorded(root, buildspec_argv(tmp_path, "train", env), codebuild_role, tmp_path / "calls-train.jsonl")
     env["MODEL_PACKAGE_ARN"] = exported(Path(env["MLCICD_EXPORTS"]), "MODEL_PACKAGE_ARN")
     assert env["MODEL_PACKAGE_ARN"].startswith("arn:aws:sagemaker:"), Path(env["MLCICD_EXPORTS"]).read_text()
@@ -231,7 +232,8 @@ def test_every_call_of_train_and_test_is_allowed_by_the_planned_policies(system,
                                                                         tmp_path):
     root, config, policies = system
     prepared(system, aws_env, evaluated_definitions, "staging")
-    [codebuild_role] = policies.codebuild_roles
+    # The pipeline's actions run as the CodeBuild role; the read-only projects have roles of their own.
+    [codebuild_role] = [r for r in policies.codebuild_roles if r.endswith(f"{config.project}-codebuild")]
     env = {"MLCICD_EXPORTS": str(tmp_path / "exports.sh"), "ARTIFACT_DIR": str(tmp_path / "artifact")}
     calls = {"train": train(system, tmp_path, env)}
     calls["test"] = run_recorded(root, buildspec_argv(tmp_path, "test", env), codebuild_role,
