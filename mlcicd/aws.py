@@ -182,14 +182,14 @@ def errors(action: str, resource: str | None = None) -> Iterator[None]:
 
 
 def endpoint_url(runtime: Runtime, service: str) -> str | None:
-    """AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL, from Runtime's environment; the
-    variable names are the ones botocore itself reads (e.g. AWS_ENDPOINT_URL_CODESTAR_CONNECTIONS)."""
+    """The endpoint Runtime resolved for `service` (AWS_ENDPOINT_URL_<SERVICE>, else
+    AWS_ENDPOINT_URL), under the variable name botocore itself reads for it (e.g.
+    AWS_ENDPOINT_URL_CODESTAR_CONNECTIONS)."""
     from botocore import utils
 
     name = utils.SERVICE_NAME_ALIASES.get(service, service)
     hyphenized = utils.CLIENT_NAME_TO_HYPHENIZED_SERVICE_ID_OVERRIDES.get(name, name)
-    specific = f"AWS_ENDPOINT_URL_{hyphenized.replace('-', '_').upper()}"
-    return runtime.environ.get(specific) or runtime.environ.get("AWS_ENDPOINT_URL") or None
+    return runtime.endpoint(hyphenized.replace("-", "_").upper())
 
 
 def client_config(config: Config, runtime: Runtime, service: str, max_attempts: int = MAX_ATTEMPTS):

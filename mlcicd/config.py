@@ -6,16 +6,20 @@ downstream reads the raw mapping.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from mlcicd import regions
 from mlcicd.errors import ConfigError
+from mlcicd.yamlread import Ambiguous, Int
 
 DEFAULT_FILENAME = "mlcicd.yaml"
 ACCOUNT_ROLES = ("devops", "dev", "staging", "prod", "data")
@@ -45,16 +49,20 @@ RESERVED_VARS = frozenset(
     }
 )
 
-_PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
-_ENV_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
-_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
-_REPO_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
-_BRANCH_RE = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+# Environment names that would collide with what mlcicd keeps beside the environments in .mlcicd/.
+RESERVED_ENV_NAMES = frozenset({"terraformrc", "cache", "plans", "offline", "tmp"})
+
+# Every pattern is matched against the whole value (re.fullmatch): no `$` before a trailing newline.
+_PROJECT_RE = re.compile(r"[a-z][a-z0-9-]{1,30}[a-z0-9]")
+_ENV_RE = re.compile(r"[a-z]([a-z0-9-]{0,30}[a-z0-9])?")
+_ACCOUNT_RE = re.compile(r"[0-9]{12}")
+_REGION_RE = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}")
+_REPO_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
+_BRANCH_RE = re.compile(r"[A-Za-z0-9._/-]{1,200}")
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 _CONNECTION_ARN_RE = re.compile(
-    r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[A-Za-z0-9-]+$"
+    r"arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:[0-9]{12}:connection/[A-Za-z0-9-]+"
 )
 _MAX_VALUE_LEN = 4096
 _MAX_DEPTH = 8
@@ -109,6 +117,7 @@ class Config:
     environments: Mapping[str, Environment]
     masks: Masks = field(default_factory=Masks)
     digest: str = ""
+    partition: str = "aws"  # one of regions.SUPPORTED_PARTITIONS, from the region
 
     @property
     def single_account(self) -> bool:
@@ -124,24 +133,28 @@ class Config:
             return self.environments[name]
         except KeyError:
             known = ", ".join(sorted(self.environments))
+            close = difflib.get_close_matches(name, list(self.environments), n=1, cutoff=0.6)
             raise ConfigError(
-                _display(self.path), f"environments.{name}", f"unknown environment (known: {known})"
+                _display(self.path), f"environments.{_keyname(name)}", f"unknown environment (known: {known})",
+                hint=f"did you mean {close[0]!r}?" if close else None,
             ) from None
 
     def deploy_role_arn(self, env: Environment) -> str:
-        return f"arn:aws:iam::{env.account_id}:role/{self.project}-{env.name}-deploy"
+        return f"arn:{self.partition}:iam::{env.account_id}:role/{self.project}-{env.name}-deploy"
 
     def runner_role_arn(self, env: Environment) -> str:
-        return f"arn:aws:iam::{env.account_id}:role/{self.project}-{env.name}-pipeline-runner"
+        return f"arn:{self.partition}:iam::{env.account_id}:role/{self.project}-{env.name}-pipeline-runner"
 
 
-def resolve_path(option: str | None, environ: Mapping[str, str]) -> Path:
-    """The config path: --config, else $MLCICD_CONFIG, else ./mlcicd.yaml."""
-    return Path(option or environ.get("MLCICD_CONFIG") or DEFAULT_FILENAME)
+def resolve_path(option: str | None, from_environment: str | None) -> Path:
+    """The config path: --config, else $MLCICD_CONFIG (as read into Runtime), else ./mlcicd.yaml."""
+    return Path(option or from_environment or DEFAULT_FILENAME)
 
 
 def load(path: Path) -> Config:
     import yaml
+
+    from mlcicd import yamlread
 
     shown = _display(path)
     try:
@@ -159,12 +172,16 @@ def load(path: Path) -> Config:
     except UnicodeDecodeError:
         raise ConfigError(shown, None, "not UTF-8 text") from None
     try:
-        # libyaml's loader when present: several times faster on large configs.
-        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+        raw = yamlread.load(text)
+    except yamlread.YamlProblem as exc:
+        raise ConfigError(shown, None, f"line {exc.line}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            raise ConfigError(shown, None, f"unsupported YAML{where}: {problem} "
+                                           "(only plain values, lists and mappings)") from None
         raise ConfigError(shown, None, f"YAML syntax error{where}: {problem}") from None
     except RecursionError:
         raise ConfigError(shown, None, "YAML nested too deeply") from None
@@ -174,11 +191,12 @@ def load(path: Path) -> Config:
 def parse(raw: Any, *, path: Path, digest: str = "") -> Config:
     v = _Validator(_display(path))
     top = v.mapping(raw, None)
-    v.only(top, None, {"project", "region", "repository", "accounts", "state", "environments", "masks"})
+    _refuse_ambiguous(v, top)
+    v.only(top, None, {"project", "region", "allow_regions", "repository", "accounts", "state", "environments",
+                       "masks"})
     project = v.match(v.require(top, None, "project"), "project", _PROJECT_RE,
                       "must be 3-32 lowercase letters, digits or '-', starting with a letter")
-    region = v.match(v.require(top, None, "region"), "region", _REGION_RE,
-                     "is not an AWS region name (e.g. us-east-1)")
+    region, partition = _region(v, v.require(top, None, "region"), top.get("allow_regions"))
 
     repo_raw = v.mapping(v.require(top, None, "repository"), "repository")
     v.only(repo_raw, "repository", {"name", "branch", "connection_name", "connection_arn"})
@@ -187,7 +205,7 @@ def parse(raw: Any, *, path: Path, digest: str = "") -> Config:
     branch = v.match(repo_raw.get("branch", "main"), "repository.branch", _BRANCH_RE,
                      "is not a valid branch name")
     conn_name = v.match(repo_raw.get("connection_name", f"{project}-github"),
-                        "repository.connection_name", re.compile(r"^[A-Za-z0-9.@_-]{1,32}$"),
+                        "repository.connection_name", re.compile(r"[A-Za-z0-9.@_-]{1,32}"),
                         "must be 1-32 characters: letters, digits, '.', '@', '_' or '-'")
     conn_arn = repo_raw.get("connection_arn")
     if conn_arn is not None:
@@ -216,6 +234,7 @@ def parse(raw: Any, *, path: Path, digest: str = "") -> Config:
         environments=MappingProxyType(environments),
         masks=masks,
         digest=digest,
+        partition=partition,
     )
 
 
@@ -223,11 +242,63 @@ def _display(path: Path) -> str:
     return str(path)
 
 
+# Keys whose plain (unquoted) digits are taken as written: `012345670123` is an id, not octal.
+_DIGITS_AS_WRITTEN = re.compile(r"accounts\.[a-z]+|environments\.[^.]+\.account")
+
+
+def _refuse_ambiguous(v: _Validator, raw: Any, key: str = "") -> None:
+    """Refuse every plain value that YAML 1.1 and 1.2 read differently, naming its key."""
+    stack = [(key, raw)]
+    while stack:
+        key, node = stack.pop()
+        if isinstance(node, Ambiguous):
+            if node.text.isdigit() and _DIGITS_AS_WRITTEN.fullmatch(key):
+                continue
+            raise ConfigError(v.path, key or None,
+                              f"{node.text} (line {node.line}) is read as {node.readings()}: quote it "
+                              f"(\"{node.text}\") for the text, or write the value unambiguously")
+        if isinstance(node, dict):
+            for k, value in node.items():
+                name = f"{key}.{_keyname(k)}" if key else _keyname(k)
+                if isinstance(k, Ambiguous):
+                    raise ConfigError(v.path, name, f"key {k.text} (line {k.line}) is read as {k.readings()}: "
+                                                    "quote it")
+                stack.append((name, value))
+        elif isinstance(node, list):
+            stack.extend((f"{key}[{i}]", item) for i, item in enumerate(node))
+
+
+def _region(v: _Validator, raw: Any, allow_raw: Any) -> tuple[str, str]:
+    """The region, checked against the regions botocore knows, and its partition."""
+    region = v.match(raw, "region", _REGION_RE, "is not an AWS region name (e.g. us-east-1)")
+    allowed: list[str] = []
+    if allow_raw is not None:
+        if not isinstance(allow_raw, list):
+            raise ConfigError(v.path, "allow_regions", "must be a list of region names")
+        allowed = [v.match(r, f"allow_regions[{i}]", _REGION_RE, "is not an AWS region name")
+                   for i, r in enumerate(allow_raw)]
+    partition = regions.partition_of(region)
+    if partition not in regions.SUPPORTED_PARTITIONS:
+        where = f"is in the {partition} partition" if partition else "is in no AWS partition"
+        raise ConfigError(v.path, "region", f"{_short(region)} {where}; mlcicd supports "
+                                            f"{', '.join(regions.SUPPORTED_PARTITIONS)}")
+    if regions.available() and not regions.known(region) and region not in allowed:
+        close = regions.suggestions(region)
+        raise ConfigError(
+            v.path, "region", f"{_short(region)} is not a region AWS's endpoint data knows"
+            + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""),
+            hint=f"if {region} is newer than this installation (botocore), allow it with "
+                 f"`allow_regions: [{region}]`",
+        )
+    return region, partition
+
+
 def _account_id(v: _Validator, value: Any, key: str) -> str:
-    # YAML reads an unquoted 12-digit id as an int; accept it, but not a float or bool.
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = f"{value:012d}" if 0 <= value < 10**12 else str(value)
-    if not isinstance(value, str) or not _ACCOUNT_RE.match(value):
+    # An unquoted id is read as a number: take the digits as written (Int and Ambiguous keep
+    # them), never the number's value, which loses leading zeros.
+    if isinstance(value, Int | Ambiguous):
+        value = value.text
+    if not isinstance(value, str) or not _ACCOUNT_RE.fullmatch(value):
         raise ConfigError(v.path, key, f"{_short(value)} is not a 12-digit account id")
     return value
 
@@ -239,10 +310,10 @@ def _state(v: _Validator, raw: Any, project: str, devops: str, region: str) -> S
     bucket = v.match(raw.get("bucket", default_bucket), "state.bucket", _BUCKET_RE,
                      "is not a valid S3 bucket name")
     lock = raw.get("lock", "s3")
-    if lock not in ("s3", "dynamodb"):
+    if not isinstance(lock, str) or lock not in ("s3", "dynamodb"):
         raise ConfigError(v.path, "state.lock", f"{_short(lock)} must be 's3' or 'dynamodb'")
     table = v.match(raw.get("lock_table", f"{project}-tflock"), "state.lock_table",
-                    re.compile(r"^[A-Za-z0-9_.-]{3,255}$"), "is not a valid DynamoDB table name")
+                    re.compile(r"[A-Za-z0-9_.-]{3,255}"), "is not a valid DynamoDB table name")
     kms_key = v.string(raw.get("kms_key", "create"), "state.kms_key")
     if kms_key not in ("create", "aws-managed") and not kms_key.startswith(("arn:", "alias/")):
         raise ConfigError(v.path, "state.kms_key",
@@ -264,10 +335,14 @@ def _environments(
     if raw is not None:
         for name, body in v.mapping(raw, "environments").items():
             key = f"environments.{name}"
-            if not isinstance(name, str) or not _ENV_RE.match(name):
+            if not isinstance(name, str) or not _ENV_RE.fullmatch(name):
                 raise ConfigError(v.path, f"environments.{_keyname(name)}",
                                   "environment names are lowercase letters, digits and '-' "
                                   "(at most 32), starting with a letter")
+            if name in RESERVED_ENV_NAMES:
+                raise ConfigError(v.path, key, f"{name!r} is reserved: mlcicd keeps its own files under "
+                                               f".mlcicd/ beside the environments' (reserved: "
+                                               f"{', '.join(sorted(RESERVED_ENV_NAMES))})")
             body = {} if body is None else v.mapping(body, key)
             v.only(body, key, {"account", "dir", "vars", "depends_on", "assume_role"})
             merged[name] = {**merged.get(name, {"depends_on": []}), **body}
@@ -287,7 +362,7 @@ def _environments(
         vars_raw = {} if body.get("vars") is None else v.mapping(body["vars"], f"{key}.vars")
         vars_: dict[str, Any] = {}
         for var, value in vars_raw.items():
-            if not isinstance(var, str) or not _VAR_RE.match(var):
+            if not isinstance(var, str) or not _VAR_RE.fullmatch(var):
                 raise ConfigError(v.path, f"{key}.vars.{_keyname(var)}",
                                   "variable names are letters, digits, '_' or '-', "
                                   "starting with a letter or '_'")
@@ -355,7 +430,7 @@ def _masks(v: _Validator, raw: Any) -> Masks:
     v.only(raw, "masks", {"env", "patterns"})
     env = raw.get("env") or []
     pats = raw.get("patterns") or []
-    if not isinstance(env, list) or not all(isinstance(e, str) for e in env):
+    if not isinstance(env, list) or not all(isinstance(e, str) and e for e in env):
         raise ConfigError(v.path, "masks.env", "must be a list of environment variable names")
     if not isinstance(pats, list) or not all(isinstance(p, str) for p in pats):
         raise ConfigError(v.path, "masks.patterns", "must be a list of regular expressions")
@@ -374,8 +449,15 @@ def _keyname(key: Any) -> str:
     return _short(key, 40)
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 2, 80, 80, 4, 4
+
+
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    """A value as shown in a message, bounded whatever its size (reprlib, not repr)."""
+    from mlcicd.printable import escape
+
+    text = escape(_REPR.repr(value), one_line=True)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -410,6 +492,9 @@ class _Validator:
         return mapping[name]
 
     def string(self, value: Any, key: str) -> str:
+        if isinstance(value, bool | int | float):
+            raise ConfigError(self.path, key, f"{_short(value)} is read as a {type(value).__name__.lower()}, "
+                                              f"not text: quote it")
         if not isinstance(value, str):
             raise ConfigError(self.path, key, f"{_short(value)} must be a string")
         if len(value) > _MAX_VALUE_LEN:
@@ -418,7 +503,7 @@ class _Validator:
 
     def match(self, value: Any, key: str, pattern: re.Pattern, problem: str) -> str:
         text = self.string(value, key)
-        if not pattern.match(text):
+        if not pattern.fullmatch(text):
             raise ConfigError(self.path, key, f"{_short(text)} {problem}")
         return text
 
@@ -429,10 +514,12 @@ class _Validator:
             raise ConfigError(self.path, key, f"too many values: more than {_MAX_VALUES} in all vars together")
         if depth > _MAX_DEPTH:
             raise ConfigError(self.path, key, f"nested deeper than {_MAX_DEPTH} levels")
-        if value is None or isinstance(value, bool | int):
-            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
-                raise ConfigError(self.path, key, "number too large")
+        if value is None or isinstance(value, bool):
             return value
+        if isinstance(value, int):
+            if abs(value) > 2**53:
+                raise ConfigError(self.path, key, "number too large")
+            return int(value)
         if isinstance(value, float):
             if value != value or value in (float("inf"), float("-inf")):
                 raise ConfigError(self.path, key, "must be a finite number")

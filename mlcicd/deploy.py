@@ -27,7 +27,6 @@ from mlcicd.terraform import (
     Sink,
     Terraform,
     build_argv,
-    default_cache_dir,
     error_excerpt,
     raise_if_needs_init,
     resolve_executable,
@@ -56,7 +55,6 @@ class Workspace:
         self.runtime = runtime
         self.masker = masker or Masker.from_settings(config.masks, runtime.environ)
         self.workdir = render.env_dir(config, env)
-        cache = default_cache_dir(runtime.environ)
         self.tf = Terraform(
             executable=resolve_executable(runtime.terraform),
             environ=runtime.environ,
@@ -65,7 +63,7 @@ class Workspace:
             masker=self.masker,
             sink=sink,
             color=color,
-            plugin_cache=cache / "plugins",
+            plugin_cache=runtime.cache_dir / "plugins" if runtime.cache_dir else None,
         )
         self._rendered: render.Rendered | None = None
         self._version: str | None = None

@@ -89,11 +89,6 @@ class Result:
     tail: str = ""  # the last lines printed (stdout and stderr), for error messages
 
 
-def default_cache_dir(environ: Mapping[str, str]) -> Path:
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "mlcicd"
-
-
 @dataclass
 class Terraform:
     """Runs Terraform commands for one working directory (one environment)."""

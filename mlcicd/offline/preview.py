@@ -30,7 +30,7 @@ from mlcicd.errors import MlcicdError, UsageError
 from mlcicd.offline import provider
 from mlcicd.offline.datasources import Identity
 from mlcicd.runtime import Runtime
-from mlcicd.terraform import BUNDLED, Sink, build_argv, default_cache_dir, resolve_executable, write_cli_config
+from mlcicd.terraform import BUNDLED, Sink, build_argv, resolve_executable, write_cli_config
 
 OFFLINE = provider.OFFLINE
 OVERRIDE_FILE = "zz_mlcicd_offline_override.tf"
@@ -199,7 +199,7 @@ class OfflineWorkspace(Workspace):
                          sink=DropDevOverrideWarning(sink or _print), color=color)
         self.scratch = scratch
         self.who = Identity(env.account_id, config.region, aws.partition(config.region))
-        self.cache_dir = default_cache_dir(runtime.environ)
+        self.cache_dir = runtime.cache_dir or scratch / "cache"
         # Plans land apart from real ones, and Terraform never sees a user's own CLI config
         # (it could lack the override), workspace selection, or the real data directory.
         self.workdir = render.env_dir(config, env) / "offline"
