@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlcicd import masking, render, review, review_format
+from mlcicd import aws, masking, render, review, review_format
 from mlcicd import plan as plandir
 from mlcicd.config import Config, Environment, fingerprint
 from mlcicd.errors import PlanRefused, TerraformError, UsageError
@@ -111,7 +111,11 @@ class Workspace:
             "backend_config": [str(rendered.backend)], **self._color_flag(),
         })
         with self.tf.plugin_cache_lock():
-            self.tf.check(argv, cwd=self.env.dir, what=f"init ({self.env.name})")
+            try:
+                self.tf.check(argv, cwd=self.env.dir, what=f"init ({self.env.name})")
+            except TerraformError as exc:
+                exc.hint = aws.state_access_hint(self.config, self.runtime, exc.message) or exc.hint
+                raise
         stamp_path.write_text(stamp)
         return True
 
