@@ -174,7 +174,7 @@ def load(path: Path) -> Config:
     try:
         raw = yamlread.load(text)
     except yamlread.YamlProblem as exc:
-        raise ConfigError(shown, None, f"line {exc.line}: {exc.problem}") from None
+        raise ConfigError(shown, None, exc.problem) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -34,7 +34,8 @@ _YAML11 = Resolver()
 
 
 class YamlProblem(Exception):
-    """The document is valid YAML but uses something mlcicd refuses; `line` is 1-based."""
+    """The document is valid YAML but uses something mlcicd refuses. The message names the
+    line (1-based), also kept in `line`."""
 
     def __init__(self, problem: str, line: int | None = None) -> None:
         super().__init__(problem)
@@ -114,7 +115,8 @@ class _Constructor(SafeConstructor):
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=deep)
             if not isinstance(key, Hashable):
-                raise YamlProblem("a mapping key must be a single value", key_node.start_mark.line + 1)
+                raise YamlProblem(f"a mapping key must be a single value (line {key_node.start_mark.line + 1})",
+                                  key_node.start_mark.line + 1)
             line = key_node.start_mark.line + 1
             if key in mapping:
                 raise YamlProblem(f"duplicate key {key!r} at line {line} (first at line {lines[key]})", line)
@@ -125,13 +127,15 @@ class _Constructor(SafeConstructor):
     def construct_strict_int(self, node):
         text = self.construct_scalar(node)
         if not _INT_BOTH.fullmatch(text):
-            raise YamlProblem(f"{text!r} is not a plain decimal integer: quote it", node.start_mark.line + 1)
+            line = node.start_mark.line + 1
+            raise YamlProblem(f"{text!r} (line {line}) is not a plain decimal integer: quote it", line)
         return Int(text)
 
     def construct_strict_bool(self, node):
         text = self.construct_scalar(node)
         if text not in _BOOLS:
-            raise YamlProblem(f"{text!r} is not true or false", node.start_mark.line + 1)
+            line = node.start_mark.line + 1
+            raise YamlProblem(f"{text!r} (line {line}) is not true or false", line)
         return _BOOLS[text]
 
     def construct_ambiguous(self, node):
