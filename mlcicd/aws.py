@@ -163,6 +163,7 @@ def translate(exc: BaseException, action: str, resource: str | None = None) -> A
     """Map a botocore exception to the most specific AwsError. `action` reads after a verb
     ("creating the state bucket"); `resource` names what was acted on."""
     from botocore import exceptions as bx
+    from botocore.parsers import ResponseParserError
 
     if isinstance(exc, AwsError):
         return exc
@@ -190,6 +191,8 @@ def translate(exc: BaseException, action: str, resource: str | None = None) -> A
         if code in _NOT_FOUND_CODES:
             return AwsNotFound(action, resource, code)
         return AwsCallFailed(action, code, detail)
+    if isinstance(exc, ResponseParserError):  # e.g. an HTML page where XML was expected
+        return AwsCallFailed(action, "unreadable response", _page_title(str(exc)))
     if isinstance(exc, bx.BotoCoreError):
         return AwsCallFailed(action, type(exc).__name__, str(exc))
     raise TypeError(f"not an AWS error: {exc!r}")
@@ -262,10 +265,11 @@ def state_access_hint(config: Config, runtime: Runtime, text: str) -> str | None
 def errors(action: str, resource: str | None = None) -> Iterator[None]:
     """Run a block of AWS calls; any botocore failure leaves it as a specific AwsError."""
     from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
 
     try:
         yield
-    except (ClientError, BotoCoreError) as exc:
+    except (ClientError, BotoCoreError, ResponseParserError) as exc:
         raise translate(exc, action, resource) from exc
 
 
