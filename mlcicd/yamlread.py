@@ -29,6 +29,7 @@ _STR, _INT, _FLOAT, _BOOL, _NULL = (f"tag:yaml.org,2002:{t}" for t in ("str", "i
 _INT_12 = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
 _FLOAT_12 = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
 _INT_BOTH = re.compile(r"[-+]?(0|[1-9][0-9]*)|0x[0-9a-fA-F]+")
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _YAML11 = Resolver()
 
@@ -138,15 +139,28 @@ class _Constructor(SafeConstructor):
             raise YamlProblem(f"{text!r} (line {line}) is not true or false", line)
         return _BOOLS[text]
 
+    def construct_strict_float(self, node):
+        text = self.construct_scalar(node)
+        if not _FLOAT_12.fullmatch(text):
+            line = node.start_mark.line + 1
+            raise YamlProblem(f"{text!r} (line {line}) is not a plain number: quote it", line)
+        return _reading_12(text) * 1.0
+
+    def construct_strict_null(self, node):
+        text = self.construct_scalar(node)
+        if text not in _NULLS:
+            line = node.start_mark.line + 1
+            raise YamlProblem(f"{text!r} (line {line}) is not null: quote it", line)
+
     def construct_ambiguous(self, node):
         return Ambiguous(node.value, node.start_mark.line + 1)
 
 
 for _tag, _method in (
-    (_NULL, SafeConstructor.construct_yaml_null),
+    (_NULL, _Constructor.construct_strict_null),
     (_BOOL, _Constructor.construct_strict_bool),
     (_INT, _Constructor.construct_strict_int),
-    (_FLOAT, SafeConstructor.construct_yaml_float),
+    (_FLOAT, _Constructor.construct_strict_float),
     (_STR, SafeConstructor.construct_yaml_str),
     ("tag:yaml.org,2002:seq", SafeConstructor.construct_yaml_seq),
     ("tag:yaml.org,2002:map", SafeConstructor.construct_yaml_map),

@@ -245,6 +245,8 @@ def run_with_read_only(paths: list[Path], argv: list[str], env: dict[str, str]) 
     mount namespace when running as root (root ignores permission bits), chmod otherwise."""
     command = [sys.executable, "-m", "mlcicd", *argv]
     full_env = {"PATH": os.environ["PATH"], "PYTHONPATH": _pythonpath(), "MLCICD_TERRAFORM": "bundled", **env}
+    if not paths:
+        return subprocess.run(command, capture_output=True, text=True, env=full_env, timeout=300)
     if os.geteuid() == 0:
         mounts = " && ".join(f"mount --bind '{p}' '{p}' && mount -o remount,bind,ro '{p}'" for p in paths)
         return subprocess.run(["unshare", "-m", "sh", "-c", f'{mounts} && exec "$@"', "sh", *command],
