@@ -64,6 +64,7 @@ class Workspace:
             sink=sink,
             color=color,
             plugin_cache=runtime.cache_dir / "plugins" if runtime.cache_dir else None,
+            user_cli_config=runtime.tf_cli_config_file,
         )
         self._rendered: render.Rendered | None = None
         self._version: str | None = None

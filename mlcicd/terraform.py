@@ -101,6 +101,7 @@ class Terraform:
     sink: Sink | None = None
     color: bool = False
     plugin_cache: Path | None = None
+    user_cli_config: str | None = None  # TF_CLI_CONFIG_FILE as read into Runtime
 
     def child_env(self) -> dict[str, str]:
         env = dict(self.environ)
@@ -109,7 +110,7 @@ class Terraform:
         env["TF_DATA_DIR"] = str(self.data_dir)
         # A user's own CLI config wins, but only if it exists: Terraform warns on every run
         # about a TF_CLI_CONFIG_FILE that points nowhere.
-        user_config = self.environ.get("TF_CLI_CONFIG_FILE")
+        user_config = self.user_cli_config
         if self.cli_config is not None and not (user_config and os.path.isfile(user_config)):
             env["TF_CLI_CONFIG_FILE"] = str(self.cli_config)
         if not self.color:

@@ -88,7 +88,10 @@ def handle_errors(func):
     return wrapper
 
 
-_UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+# Errors that mean "cannot write there": permissions, read-only file systems, a full disk, and
+# a file where a directory should be (e.g. XDG_CACHE_HOME naming a file).
+_UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+                         errno.EEXIST, errno.EISDIR})
 
 
 def _unwritable(exc: OSError):

@@ -207,6 +207,7 @@ class OfflineWorkspace(Workspace):
         self.tf.cli_config = scratch / "terraformrc"
         self.tf.environ = {k: v for k, v in runtime.environ.items()
                            if k not in ("TF_CLI_CONFIG_FILE", "TF_WORKSPACE")}
+        self.tf.user_cli_config = None
         # The bundled core unless MLCICD_TERRAFORM says otherwise: an older terraform on PATH
         # (1.11, for one) still tries to download a dev-overridden provider during init.
         self.tf.executable = resolve_executable(runtime.terraform or BUNDLED)
@@ -223,7 +224,8 @@ class OfflineWorkspace(Workspace):
         return True
 
     def plan(self, out: Path | None = None, **kwargs) -> PlanOutcome:
-        if self.env.account_role == "devops" and not render.recorded_connection_arn(self.config):
+        if "connection_arn" in render.variables(self.config, self.env) and \
+                not render.recorded_connection_arn(self.config):
             # Without an AWS account there is no `mlcicd connect`: plan with a placeholder.
             placeholder = (f"arn:{self.who.partition}:codeconnections:{self.who.region}:{self.who.account}"
                            ":connection/offline-preview")
