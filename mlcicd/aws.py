@@ -145,12 +145,10 @@ _NOT_FOUND_CODES = frozenset({"NoSuchBucket", "ResourceNotFoundException", "NotF
 
 
 def partition(region: str) -> str:
-    """The ARN partition of a region: aws, aws-cn or aws-us-gov."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
+    """The ARN partition of a region (aws, aws-cn, aws-us-gov), from botocore's endpoint data."""
+    from mlcicd import regions
+
+    return regions.partition_of(region) or "aws"
 
 
 def error_code(exc: BaseException) -> str:

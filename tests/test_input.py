@@ -20,7 +20,8 @@ from click.testing import CliRunner
 
 from mlcicd import hcl
 from mlcicd.cli import main
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, write_config
+from tests.test_offline import offline_env, schema_cache  # noqa: F401 - fixtures
 
 HEAD = textwrap.dedent("""\
     project: demo
@@ -296,3 +297,39 @@ def test_a_missing_cache_dir_is_created(tmp_path):
     result = cli(path, "render", "--all", env={"XDG_CACHE_HOME": str(cache)})
     assert result.exit_code == 0, result.output
     assert (cache / "mlcicd" / "jinja").is_dir()
+
+
+@pytest.mark.usefixtures("offline_env")
+def test_plan_offline_of_a_user_environment_in_the_devops_account(tmp_path):
+    root = tmp_path / "proj"
+    shutil.copytree(FIXTURES / "offline", root / "terraform")
+    path = write_config(root, extra="environments:\n  toy: {account: devops, dir: terraform/envs/app}\n")
+    result = cli(path, "plan", "toy", "--offline")
+    assert result.exit_code == 0, result.output
+    assert "connection_arn" not in result.output and "GitHub connection" not in result.output
+
+
+# -- AWS failures: an endpoint without the API, a forgotten tls_policy on the emulator ---------
+
+
+def test_status_against_an_endpoint_without_the_api_names_it(tmp_path, aws_env):
+    path = write_config(tmp_path)
+    result = cli(path, "status")
+    assert result.exit_code == 1, result.output
+    assert "codepipeline GetPipelineState answered HTTP 500 (500 Internal Server Error) with no AWS error code" \
+        in result.output
+    assert f"hint: the endpoint {aws_env.url} may not implement codepipeline:GetPipelineState" in result.output
+    assert "<html" not in result.output
+
+
+def test_the_emulator_with_the_tls_policy_gets_a_hint_to_turn_it_off(tmp_path, aws_env):
+    root = tmp_path / "proj"
+    shutil.copytree(FIXTURES / "builtin-root", root / "terraform" / "app")
+    path = write_config(root, extra="  kms_key: aws-managed\nenvironments:\n  app: {account: staging, "
+                                    "dir: terraform/app, assume_role: false, vars: {greeting: hi}}\n")
+    assert cli(path, "bootstrap", "--yes").exit_code == 0
+    result = cli(path, "init", "app")
+    assert result.exit_code == 1, result.output
+    assert "StatusCode: 403" in result.output
+    assert "the state bucket's EnforcedTLS Deny refuses every call" in result.output
+    assert "set `state: {tls_policy: false}` in mlcicd.yaml" in result.output
