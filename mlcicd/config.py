@@ -52,8 +52,9 @@ RESERVED_VARS = frozenset(
     }
 )
 
-# Environment names that would collide with what mlcicd keeps beside the environments in .mlcicd/.
-RESERVED_ENV_NAMES = frozenset({"terraformrc", "cache", "plans", "offline", "tmp"})
+# Names of what mlcicd keeps beside the environments' directories in .mlcicd/ (the generated
+# Terraform CLI config); an environment of that name would collide with it.
+RESERVED_ENV_NAMES = frozenset({"terraformrc"})
 
 # Every pattern is matched against the whole value (re.fullmatch): no `$` before a trailing newline.
 _PROJECT_RE = re.compile(r"[a-z][a-z0-9-]{1,30}[a-z0-9]")
