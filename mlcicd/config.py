@@ -325,8 +325,10 @@ def _environments(
     for env in envs.values():
         for dep in env.depends_on:
             if dep not in envs:
+                close = difflib.get_close_matches(dep, list(envs), n=1, cutoff=0.6)
                 raise ConfigError(v.path, f"environments.{env.name}.depends_on",
-                                  f"{_short(dep)} is not a known environment")
+                                  f"{_short(dep)} is not a known environment",
+                                  hint=f"did you mean {close[0]!r}?" if close else None)
     _check_acyclic(v, envs)
     return envs
 

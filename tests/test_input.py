@@ -6,6 +6,7 @@ itself is the input) and asserts the exit code and the message.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -206,6 +207,13 @@ def test_an_unknown_environment_gets_a_did_you_mean(tmp_path):
     assert "hint: did you mean 'staging'?" in result.output
 
 
+def test_an_unknown_dependency_gets_a_did_you_mean(tmp_path):
+    result = cli(project(tmp_path, "environments:\n  dev: {depends_on: [dta]}\n"), "render", "--all")
+    assert result.exit_code == 2
+    assert "environments.dev.depends_on: 'dta' is not a known environment" in result.output
+    assert "hint: did you mean 'data'?" in result.output
+
+
 def test_only_declared_variables_are_rendered_and_an_undeclared_var_is_an_error(tmp_path):
     extra = "environments:\n  toy: {account: devops, dir: terraform/app, vars: {greeting: hi}}\n"
     path = project(tmp_path, extra)
@@ -241,6 +249,15 @@ def _pythonpath() -> str:
     return str(Path(__file__).resolve().parents[1])
 
 
+@functools.cache
+def _can_mount_read_only() -> bool:
+    probe = "mount --bind /tmp /tmp && mount -o remount,bind,ro /tmp && ! touch /tmp/.mlcicd-ro-probe"
+    try:
+        return subprocess.run(["unshare", "-m", "sh", "-c", probe], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 def run_with_read_only(paths: list[Path], argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     """Run `mlcicd argv` with `paths` read-only for real: a read-only bind mount in a private
     mount namespace when running as root (root ignores permission bits), chmod otherwise."""
@@ -249,6 +266,9 @@ def run_with_read_only(paths: list[Path], argv: list[str], env: dict[str, str]) 
     if not paths:
         return subprocess.run(command, capture_output=True, text=True, env=full_env, timeout=300)
     if os.geteuid() == 0:
+        if not _can_mount_read_only():
+            pytest.skip("running as root without a private mount namespace: no way to make a directory "
+                        "read-only for this process")
         mounts = " && ".join(f"mount --bind '{p}' '{p}' && mount -o remount,bind,ro '{p}'" for p in paths)
         return subprocess.run(["unshare", "-m", "sh", "-c", f'{mounts} && exec "$@"', "sh", *command],
                               capture_output=True, text=True, env=full_env, timeout=300)
