@@ -306,10 +306,11 @@ def fragment(indent: str):
 
 
 class _Yaml11(yaml.SafeLoader):
-    """The reference reading: PyYAML's YAML 1.1, dates kept as the text written."""
+    """The reference reading: PyYAML's YAML 1.1, dates (and `=`, `<<`) kept as the text written."""
 
 
-_Yaml11.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_scalar)
+for _tag in ("timestamp", "value", "merge"):  # `=` and `<<` as values are text too
+    _Yaml11.add_constructor(f"tag:yaml.org,2002:{_tag}", yaml.SafeLoader.construct_scalar)
 
 
 @st.composite
