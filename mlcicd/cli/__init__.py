@@ -101,8 +101,9 @@ def _unwritable(exc: OSError):
     from mlcicd.errors import CacheNotWritable, WorkdirNotWritable
 
     path = Path(exc.filename)
-    state = click.get_current_context(silent=True)
-    runtime = state.find_object(State).runtime if state and state.find_object(State) else None
+    ctx = click.get_current_context(silent=True)
+    state = ctx.find_object(State) if ctx else None
+    runtime = state.runtime if state else None
     reason = exc.strerror or str(exc)
     if runtime and runtime.cache_dir and (path == runtime.cache_dir or runtime.cache_dir in path.parents
                                           or path in runtime.cache_dir.parents):
