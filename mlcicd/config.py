@@ -31,9 +31,10 @@ ACCOUNT_ROLES = ("devops", "dev", "staging", "prod", "data")
 DEFAULT_ENVIRONMENTS: dict[str, dict[str, Any]] = {
     "devops": {"account": "devops", "depends_on": []},
     "data": {"account": "data", "depends_on": []},
-    "dev": {"account": "dev", "depends_on": ["data"]},
-    "staging": {"account": "staging", "depends_on": ["data"]},
-    "prod": {"account": "prod", "depends_on": ["staging"]},
+    # One root module serves the three ML environments; it reads which one from `environment`.
+    "dev": {"account": "dev", "dir": "terraform/envs/ml", "depends_on": ["data"]},
+    "staging": {"account": "staging", "dir": "terraform/envs/ml", "depends_on": ["data"]},
+    "prod": {"account": "prod", "dir": "terraform/envs/ml", "depends_on": ["staging"]},
 }
 
 # Keys mlcicd itself writes into every environment's tfvars; `vars` may not override them.
@@ -103,6 +104,16 @@ class Masks:
     patterns: tuple[str, ...] = ()
 
 
+# An EventBridge schedule expression, as the pipeline module's drift_schedule validates it.
+_SCHEDULE_RE = re.compile(r"rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\)")
+DEFAULT_DRIFT_SCHEDULE = "rate(6 hours)"
+
+
+@dataclass(frozen=True)
+class Drift:
+    schedule: str | None = DEFAULT_DRIFT_SCHEDULE  # None: no scheduled drift check
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -116,6 +127,7 @@ class Config:
     masks: Masks = field(default_factory=Masks)
     digest: str = ""
     partition: str = "aws"  # one of regions.SUPPORTED_PARTITIONS, from the region
+    drift: Drift = field(default_factory=Drift)
 
     @property
     def single_account(self) -> bool:
@@ -191,7 +203,7 @@ def parse(raw: Any, *, path: Path, digest: str = "") -> Config:
     top = v.mapping(raw, None)
     _refuse_ambiguous(v, top)
     v.only(top, None, {"project", "region", "allow_regions", "repository", "accounts", "state", "environments",
-                       "masks"})
+                       "masks", "drift"})
     project = v.match(v.require(top, None, "project"), "project", _PROJECT_RE,
                       "must be 3-32 lowercase letters, digits or '-', starting with a letter")
     region, partition = _region(v, v.require(top, None, "region"), top.get("allow_regions"))
@@ -233,6 +245,7 @@ def parse(raw: Any, *, path: Path, digest: str = "") -> Config:
         masks=masks,
         digest=digest,
         partition=partition,
+        drift=_drift(v, top.get("drift")),
     )
 
 
@@ -381,6 +394,19 @@ def _masks(v: _Validator, raw: Any) -> Masks:
     return Masks(tuple(env), tuple(pats))
 
 
+def _drift(v: _Validator, raw: Any) -> Drift:
+    """`drift: {schedule: EXPR}`; `schedule: null` turns the scheduled check off."""
+    if raw is None:
+        return Drift()
+    raw = v.mapping(raw, "drift")
+    v.only(raw, "drift", {"schedule"})
+    if "schedule" in raw and raw["schedule"] is None:
+        return Drift(None)
+    schedule = v.match(raw.get("schedule", DEFAULT_DRIFT_SCHEDULE), "drift.schedule", _SCHEDULE_RE,
+                       "must be an EventBridge schedule such as rate(6 hours) or cron(0 */6 * * ? *), or null")
+    return Drift(schedule)
+
+
 def to_jsonable(value: Any) -> Any:
     """Turn frozen config values (tuples, mapping proxies) back into JSON types."""
     if isinstance(value, Mapping):
@@ -401,6 +427,7 @@ def fingerprint(*parts: bytes) -> str:
 __all__ = [
     "ACCOUNT_ROLES",
     "Config",
+    "Drift",
     "Environment",
     "Masks",
     "Repository",

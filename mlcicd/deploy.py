@@ -314,8 +314,8 @@ class Workspace:
                 f"LOCK_ID`), then TF_DATA_DIR={self.tf.data_dir} terraform -chdir={self.env.dir} state push "
                 "errored.tfstate, and delete the file (it holds secrets)",
             )
-        raise TerraformError(f"terraform {what} failed (exit {result.returncode})"
-                             + error_excerpt(result.tail), returncode=result.returncode)
+        raise TerraformError(f"terraform {what} failed (exit {result.returncode})",
+                             excerpt=error_excerpt(result.tail), returncode=result.returncode)
 
 
 _LOCK_FIELD = re.compile(r"^\s*[│ ]*\s*(ID|Path|Operation|Who|Version|Created|Info):\s*(.*)$", re.M)

@@ -42,10 +42,13 @@ class UsageError(MlcicdError):
 
 
 class TerraformError(MlcicdError):
-    """Terraform ran and failed."""
+    """Terraform ran and failed. `headline` says what failed; the message adds the gist of
+    Terraform's own error, for where Terraform's output was not shown."""
 
-    def __init__(self, message: str, *, returncode: int = 1, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
+    def __init__(self, message: str, *, returncode: int = 1, hint: str | None = None,
+                 excerpt: str = "") -> None:
+        super().__init__(message + excerpt, hint=hint)
+        self.headline = message
         self.returncode = returncode
 
 

@@ -15,7 +15,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from mlcicd.config import Config, Environment
-from mlcicd.errors import MlcicdError, UsageError
+from mlcicd.errors import Interrupted, MlcicdError, TerraformError, UsageError
+from mlcicd.printable import escape
 from mlcicd.terraform import interrupted
 
 Writer = Callable[[str, bool], None]  # (text, is_stderr)
@@ -26,7 +27,7 @@ OK_STATUSES = ("no changes", "changes", "applied", "drifted", "valid")
 @dataclass(frozen=True)
 class EnvResult:
     env: str
-    status: str  # one of OK_STATUSES, "failed", "skipped"
+    status: str  # one of OK_STATUSES, "failed", "interrupted", "skipped"
     detail: str = ""
     seconds: float = 0.0
     drifted: tuple[str, ...] = ()
@@ -37,12 +38,13 @@ class EnvResult:
 
     def line(self) -> str:
         text = f"{self.env}: {self.status}"
-        return f"{text}: {self.detail}" if self.detail else text
+        return escape(f"{text}: {self.detail}" if self.detail else text, one_line=True)
 
 
 @dataclass
 class Report:
     results: list[EnvResult] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C/SIGTERM arrived: the command exits 130
 
     @property
     def failed(self) -> list[EnvResult]:
@@ -153,6 +155,11 @@ def run_all(
         start = clock()
         try:
             result = task(name, console.sink_for(name))
+        except Interrupted as exc:
+            result = EnvResult(name, "interrupted", str(exc).splitlines()[0].removeprefix("interrupted: "))
+        except TerraformError as exc:
+            # Terraform's own messages went to this environment's output: name the failure only.
+            result = EnvResult(name, "failed", f"{exc.headline} (Terraform's messages are above)")
         except MlcicdError as exc:
             result = EnvResult(name, "failed", str(exc).splitlines()[0])
         except Exception as exc:  # one environment's crash must not hide the others' results
@@ -181,10 +188,10 @@ def run_all(
                 name = running.pop(future)
                 results[name] = future.result()
                 console.flush(name)
-                failed = sum(1 for r in results.values() if not r.ok)
+                failed = sum(1 for r in results.values() if r.status == "failed")
                 console.status(f"── {results[name].line()}  [{len(results)}/{len(selected)} done, "
                                f"{len(running)} running, {failed} failed]")
-    return Report([results[name] for name in selected])
+    return Report([results[name] for name in selected], interrupted=interrupted())
 
 
 def _workspace(config: Config, name: str, runtime, sink):

@@ -21,7 +21,7 @@ from typing import Any
 
 from mlcicd.backend import state_kms_key_id
 from mlcicd.config import Config, Environment, to_jsonable
-from mlcicd.errors import ConfigError, UnsafeWorkdir, WorkdirNotWritable
+from mlcicd.errors import ConfigError, UnsafeWorkdir, UsageError, WorkdirNotWritable
 from mlcicd.fsutil import atomic_write
 from mlcicd.printable import escape
 from mlcicd.runtime import Runtime
@@ -149,14 +149,30 @@ def _declared(directory: Path, _stamp: tuple) -> frozenset[str]:
     return frozenset(b.labels[0] for b in hcl.blocks(directory, "variable"))
 
 
-def assume_role_arn(config: Config, env: Environment) -> str:
-    """The role Terraform's provider assumes for this env; empty when it runs as the caller."""
+ROLES = ("deploy", "plan")
+# The environments account-roles gives a read-only plan role (PROJECT-ENV-plan).
+PLAN_ROLE_TARGETS = ("dev", "staging", "prod", "data")
+
+
+def assume_role_arn(config: Config, env: Environment, role: str = "deploy") -> str:
+    """The role Terraform's provider assumes for this env; empty when it runs as the caller.
+    With role "plan" (pull-request previews, drift) it is the read-only plan role of the
+    environment's account role: those CodeBuild projects may assume nothing else."""
+    if role not in ROLES:
+        raise UsageError(f"MLCICD_ROLE={role!r} is not a role mlcicd assumes", hint="use deploy or plan")
+    if role == "plan":
+        if env.account_role == "devops":
+            return ""  # no plan role there: the read-only CodeBuild role may read the pipeline's resources
+        if env.account_role not in PLAN_ROLE_TARGETS:
+            raise UsageError(f"environment '{env.name}' has no read-only plan role to plan it with",
+                             hint="plan roles exist for the dev, staging, prod and data accounts' environments")
+        return f"arn:{config.partition}:iam::{env.account_id}:role/{config.project}-{env.account_role}-plan"
     if not env.assume_role or env.account_role == "devops":
         return ""
     return config.deploy_role_arn(env)
 
 
-def variables(config: Config, env: Environment) -> dict[str, Any]:
+def variables(config: Config, env: Environment, role: str = "deploy") -> dict[str, Any]:
     """Every tfvars key written for `env`, sorted: mlcicd's own values that the root declares,
     and the config's `vars` (each of which the root must declare)."""
     values: dict[str, Any] = {
@@ -165,22 +181,21 @@ def variables(config: Config, env: Environment) -> dict[str, Any]:
         "region": config.region,
         "accounts": dict(config.accounts),
         "account_id": env.account_id,
-        "assume_role_arn": assume_role_arn(config, env),
+        "assume_role_arn": assume_role_arn(config, env, role),
         "repository": config.repository.name,
         "branch": config.repository.branch,
     }
+    # Values only the pipeline's root takes. The root that declares them is the pipeline's: any
+    # other root in the devops account gets none (nor the connection gate that follows
+    # connection_arn). A root with no Terraform files yet is judged by its account.
+    pipeline = {"connection_arn": recorded_connection_arn(config), "state_bucket": config.state.bucket,
+                "drift_schedule": config.drift.schedule}
     declared = declared_variables(env.dir)
     if declared is None:
         if env.account_role == "devops":
-            values["connection_arn"] = recorded_connection_arn(config)
-            values["state_bucket"] = config.state.bucket
+            values.update(pipeline)
     else:
-        # The pipeline's root is the one that declares them; any other root in the devops
-        # account gets neither (nor the connection gate that follows connection_arn).
-        if "connection_arn" in declared:
-            values["connection_arn"] = recorded_connection_arn(config)
-        if "state_bucket" in declared:
-            values["state_bucket"] = config.state.bucket
+        values.update({k: v for k, v in pipeline.items() if k in declared})
         values = {k: v for k, v in values.items() if k in declared}
         for name in env.vars:
             if name not in declared:
@@ -203,7 +218,7 @@ def render_text(config: Config, env: Environment, runtime: Runtime) -> tuple[byt
     # The header is a comment line in backend.hcl: a file name with a newline must not end it.
     header = HEADER.format(config=escape(config.path.name, one_line=True))
     tfvars = jenv.get_template("tfvars.json.j2").render(
-        header=header, variables=list(variables(config, env).items())
+        header=header, variables=list(variables(config, env, runtime.role).items())
     )
     backend = jenv.get_template("backend.hcl.j2").render(
         header=header,

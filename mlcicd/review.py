@@ -1,17 +1,16 @@
 """The plan review: what a plan will do, told from plan.json, for people and for gates.
 
 Counts and lists come from `resource_changes[].change.actions` (never from Terraform's text
-output). Destructive changes come first and are marked. Values Terraform marks sensitive are
-shown as "(sensitive)", and every string that leaves this module passes the masker, so a
-secret that appears elsewhere in the plan (an address, an output) is hidden too.
+output). Destructive changes come first and are marked, addresses in natural order. Each
+resource carries the attributes that matter for its action (review_values). Every string that
+leaves this module passes the masker (a secret that appears elsewhere in the plan is hidden
+too) and then `printable.escape`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from mlcicd import plan as plandir
 from mlcicd.errors import ReviewBlocked, UsageError
 from mlcicd.masking import Masker
 from mlcicd.policy import Policy
+from mlcicd.review_values import Attribute, attributes, clean, natural_key, show
 
 # Section order: destructive first. Keys are the review's action names.
 SECTIONS: dict[str, str] = {
@@ -40,9 +40,11 @@ GATE_GROUPS: dict[str, frozenset[str]] = {
     "delete": frozenset({"destroy"}),
 }
 GATES = frozenset(SECTIONS) | frozenset(GATE_GROUPS) | {"drift", "output", "policy"}
-SENSITIVE = "(sensitive)"
-UNKNOWN = "(known after apply)"
-_VALUE_WIDTH = 80
+# How mlcicd/offline/preview.py marks the Terraform version in an offline plan's manifest
+# (not imported: the offline package loads the plugin protocol, too slow for every review).
+OFFLINE = "offline preview"
+OFFLINE_NOTE = ("Offline preview: planned against mlcicd's stand-in for hashicorp/aws on an empty state; "
+                "it shows what the configuration declares and cannot be applied.")
 
 _REASONS = {
     "replace_because_tainted": "tainted",
@@ -58,34 +60,43 @@ _REASONS = {
 }
 
 
-@dataclass(frozen=True)
-class Attribute:
-    name: str
-    before: str
-    after: str
+class _lazy:  # noqa: N801 -- functools.cached_property without the lock it takes on every first access (3.11)
+    def __init__(self, compute: Any) -> None:
+        self.compute, self.name, self.__doc__ = compute, compute.__name__, compute.__doc__
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.compute(obj)
+        return value
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: a big plan makes ten thousand, and frozen fields are slow to set
 class Entry:
-    """One resource in the review, its values already redacted and masked."""
+    """One resource in the review, its values already redacted and masked; read-only by use."""
 
     address: str
     action: str
-    group: str  # module + resource type: how big sections are summarised
     reason: str = ""
     replace_paths: tuple[str, ...] = ()
     moved_from: str = ""
     import_id: str = ""
-    # The attribute diff is worked out only when shown: a big plan's review prints a few
-    # rows per section, and computing every diff up front doubled its time.
-    change: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The attribute diff and the group are worked out only when shown: a big plan's text and
+    # markdown reviews print a few rows per section.
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     masker: Masker = field(default_factory=Masker, compare=False, repr=False)
 
-    @cached_property
+    @_lazy
     def attributes(self) -> tuple[Attribute, ...]:
-        if self.action not in ("update", "replace", "create-before-destroy"):
+        if self.action in ("import", "move"):  # their changes show in their main section
             return ()
-        return _attributes(self.change, self.masker)
+        return attributes(self.raw.get("change") or {}, self.action, self.masker)
+
+    @_lazy
+    def group(self) -> str:
+        """Module + resource type: how big sections are summarised."""
+        module, kind = self.raw.get("module_address", ""), self.raw.get("type", "")
+        return clean(f"{module} {kind}" if module and kind else (module or kind), self.masker) or self.address
 
     @property
     def destructive(self) -> bool:
@@ -123,6 +134,7 @@ class Review:
     outputs: tuple[OutputChange, ...] = ()
     policy: Policy | None = None
     plan_sha256: str = ""
+    offline: bool = False
 
     @property
     def counts(self) -> dict[str, int]:
@@ -142,13 +154,14 @@ class Review:
             parts.append(f"{len(self.drift)} drifted")
         if self.policy and self.policy.failed:
             parts.append(f"{len(self.policy.failed)} policy failure{'s' if len(self.policy.failed) != 1 else ''}")
-        return f"{self.env}: " + (", ".join(parts) if parts else "no changes")
+        where = f"{self.env} ({OFFLINE}, cannot be applied)" if self.offline else self.env
+        return f"{where}: " + (", ".join(parts) if parts else "no changes")
 
     def destructive(self) -> list[Entry]:
         return [e for a in SECTIONS if a in DESTRUCTIVE for e in self.sections.get(a, ())]
 
     def with_policy(self, policy: Policy | None) -> Review:
-        return Review(self.env, self.sections, self.drift, self.outputs, policy, self.plan_sha256)
+        return Review(self.env, self.sections, self.drift, self.outputs, policy, self.plan_sha256, self.offline)
 
 
 # -- building ----------------------------------------------------------------------------------
@@ -165,6 +178,11 @@ def load(path: Path) -> tuple[str, str, plandir.PlanJSON]:
     if path.is_file():
         return path.stem, plandir.sha256_file(path), _load_json(path)
     raise UsageError(f"{path} is neither a plan directory nor a plan.json file")
+
+
+def is_offline(path: Path) -> bool:
+    """Whether `path` is the plan directory of an offline preview, as its manifest says."""
+    return path.is_dir() and plandir.read_manifest(path).terraform_version.endswith(f"({OFFLINE})")
 
 
 def _load_json(path: Path) -> plandir.PlanJSON:
@@ -189,31 +207,29 @@ def sensitive_strings(plan: plandir.PlanJSON) -> list[str]:
     for oc in data.get("output_changes", {}).values():
         for side in ("before", "after"):
             masking.collect_marked(oc.get(side), bool(oc.get(f"{side}_sensitive")), found)
-    return [*found, *masking.sensitive_state_values(data.get("prior_state") or {})]
+    # Once each: a big plan repeats the same few secrets, and each becomes several regex forms.
+    return list(dict.fromkeys([*found, *masking.sensitive_state_values(data.get("prior_state") or {})]))
 
 
-def build(env: str, plan: plandir.PlanJSON, masker: Masker, plan_sha256: str = "") -> Review:
+def build(env: str, plan: plandir.PlanJSON, masker: Masker, plan_sha256: str = "",
+          offline: bool = False) -> Review:
     """The review of `plan`. `masker` should already know the configured masks."""
     masker = masker.with_values(sensitive_strings(plan))
     sections: dict[str, list[Entry]] = {a: [] for a in SECTIONS}
-    for rc in plan.resource_changes.values():
-        for action in _review_actions(rc):
-            sections[action].append(_entry(rc, action, masker))
-    drift = tuple(_entry(rc, "destroy" if rc.actions == ("delete",) else "update", masker)
+    # The raw entries: wrapping ten thousand of them in ResourceChange first costs more than this loop.
+    for raw in plan.data.get("resource_changes") or ():
+        for action in _review_actions(raw):
+            sections[action].append(_entry(raw, action, masker))
+    drift = tuple(_entry(rc.raw, "destroy" if rc.actions == ("delete",) else "update", masker)
                   for rc in plan.resource_drift.values())
-    outputs = tuple(
-        OutputChange(masker(name), _output_action(oc.get("actions", ())),
-                     _show(oc.get("before"), oc.get("before_sensitive"), False, masker),
-                     _show(oc.get("after"), oc.get("after_sensitive"), oc.get("after_unknown"), masker))
-        for name, oc in sorted(plan.output_changes.items())
-    )
-    ordered = {a: tuple(sorted(es, key=lambda e: e.address)) for a, es in sections.items()}
-    return Review(env, ordered, drift, outputs, None, plan_sha256)
+    outputs = tuple(_output(name, oc, masker) for name, oc in sorted(plan.output_changes.items()))
+    ordered = {a: tuple(sorted(es, key=lambda e: natural_key(e.address))) for a, es in sections.items()}
+    return Review(clean(env, masker), ordered, drift, outputs, None, plan_sha256, offline)
 
 
-def _review_actions(rc: plandir.ResourceChange) -> tuple[str, ...]:
-    """The sections `rc` belongs in: its main action, plus import/move when those also happen."""
-    raw = rc.raw
+def _review_actions(raw: Mapping[str, Any]) -> tuple[str, ...]:
+    """The sections a resource change belongs in: its main action, plus import/move when those
+    also happen."""
     change = raw.get("change") or {}
     actions = tuple(change.get("actions") or ())
     if "forget" in actions:
@@ -233,80 +249,37 @@ def _review_actions(rc: plandir.ResourceChange) -> tuple[str, ...]:
     return found
 
 
-def _entry(rc: plandir.ResourceChange, action: str, masker: Masker) -> Entry:
-    raw = rc.raw
+def _entry(raw: Mapping[str, Any], action: str, masker: Masker) -> Entry:
     change = raw.get("change", {})
     importing = change.get("importing") or {}
-    module, kind = raw.get("module_address", ""), raw.get("type", "")
-    group = f"{module} {kind}" if module and kind else (module or kind or rc.address)
     reason = raw.get("action_reason", "")
     paths = change.get("replace_paths")
+    previous = raw.get("previous_address")
     return Entry(
-        address=masker(rc.address),
+        address=clean(raw["address"], masker),
         action=action,
-        group=masker(group),
-        reason=_REASONS.get(reason, reason.replace("_", " ")) if reason else "",
-        replace_paths=tuple(masker(_path(p)) for p in paths) if paths else (),
-        moved_from=masker(raw.get("previous_address", "")),
-        import_id=masker(str(importing["id"])) if importing.get("id") else "",
-        change=change,
+        reason=clean(_REASONS.get(reason, reason.replace("_", " ")), masker) if reason else "",
+        replace_paths=tuple(clean(_path(p), masker) for p in paths) if paths else (),
+        moved_from=clean(previous, masker) if previous else "",
+        import_id=clean(str(importing["id"]), masker) if importing.get("id") else "",
+        raw=raw,
         masker=masker,
     )
-
-
-def _attributes(change: Mapping[str, Any], masker: Masker) -> tuple[Attribute, ...]:
-    before = change.get("before") or {}
-    after = change.get("after") or {}
-    if not isinstance(before, Mapping) or not isinstance(after, Mapping):
-        return ()
-    b_sens, a_sens = change.get("before_sensitive") or {}, change.get("after_sensitive") or {}
-    unknown = change.get("after_unknown") or {}
-    out = []
-    for name in sorted(set(before) | set(after) | (set(unknown) if isinstance(unknown, Mapping) else set())):
-        is_unknown = _sub(unknown, name)
-        if before.get(name) == after.get(name) and not is_unknown:
-            continue
-        out.append(Attribute(
-            masker(name),
-            _show(before.get(name), _sub(b_sens, name), False, masker),
-            _show(after.get(name), _sub(a_sens, name), is_unknown, masker),
-        ))
-    return tuple(out)
-
-
-def _sub(marker: Any, key: str) -> Any:
-    if marker is True:
-        return True
-    return marker.get(key, False) if isinstance(marker, Mapping) else False
-
-
-def _show(value: Any, sensitive: Any, unknown: Any, masker: Masker) -> str:
-    """One value, compact: sensitive parts redacted, strings masked, long text shortened."""
-    if sensitive is True:
-        return SENSITIVE
-    if unknown is True:
-        return UNKNOWN
-    text = json.dumps(_redact(value, sensitive, masker), ensure_ascii=False, sort_keys=True)
-    return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
-
-
-def _redact(value: Any, marker: Any, masker: Masker) -> Any:
-    if marker is True:
-        return SENSITIVE
-    if isinstance(value, str):
-        return masker(value)
-    if isinstance(value, Mapping):
-        return {masker(k): _redact(v, _sub(marker, k), masker) for k, v in value.items()}
-    if isinstance(value, list):
-        marks = marker if isinstance(marker, list) else []
-        return [_redact(v, marks[i] if i < len(marks) else False, masker) for i, v in enumerate(value)]
-    return value
 
 
 def _path(steps: Any) -> str:
     if not isinstance(steps, list):
         return str(steps)
     return "".join(f"[{s}]" if isinstance(s, int) else (f".{s}" if i else str(s)) for i, s in enumerate(steps))
+
+
+def _output(name: str, oc: Mapping[str, Any], masker: Masker) -> OutputChange:
+    action = _output_action(oc.get("actions", ()))
+    return OutputChange(
+        clean(name, masker), action,
+        "" if action == "create" else show(oc.get("before"), oc.get("before_sensitive"), False, masker),
+        "" if action == "destroy" else show(oc.get("after"), oc.get("after_sensitive"), oc.get("after_unknown"),
+                                            masker))
 
 
 def _output_action(actions: Iterable[str]) -> str:
@@ -320,7 +293,10 @@ def _output_action(actions: Iterable[str]) -> str:
 
 
 def parse_gates(text: str) -> frozenset[str]:
+    """The --fail-on kinds; `none` (what the pipeline's REVIEW_FAIL_ON offers for no gate) is none."""
     names = frozenset(p.strip() for p in text.split(",") if p.strip())
+    if names == {"none"}:
+        return frozenset()
     unknown = sorted(names - GATES)
     if unknown:
         raise UsageError(f"--fail-on: unknown value(s) {', '.join(unknown)}",

@@ -1,12 +1,15 @@
-"""How a plan review is printed: text for a terminal, markdown for the approval, JSON for machines.
+"""How a plan review is printed: text for a terminal, markdown for the approval, JSON for
+machines, and one HTML page (review_html) for the approver.
 
 Text and markdown cut each section at `max_rows`; markdown past that summarises a section by
-module and resource type, so a 5,000-change plan still reads on one screen or two. JSON is
-never cut.
+module and resource type, so a 5,000-change plan still reads on one screen or two. Text
+shortens long values with a marker saying where the whole value is; JSON is never cut.
+Structural diffs of JSON documents (policies) are printed whole in every format.
 """
 
 from __future__ import annotations
 
+import html
 import json
 from collections import Counter
 from pathlib import Path
@@ -15,50 +18,75 @@ from typing import Any
 from mlcicd import plan as plandir
 from mlcicd.fsutil import atomic_write
 from mlcicd.policy import Policy
-from mlcicd.review import DESTRUCTIVE, SECTIONS, Entry, Review
+from mlcicd.review import DESTRUCTIVE, OFFLINE_NOTE, SECTIONS, Entry, Review
+from mlcicd.review_values import UNKNOWN, Attribute
 
-FORMATS = ("text", "markdown", "json")
+FORMATS = ("text", "markdown", "json", "html")
 DEFAULT_MAX_ROWS = 50
 _GROUP_EXAMPLES = 3
+_TEXT_WIDTH = 100
+_MD_WIDTH = 300
 
 
 def render(review: Review, fmt: str, max_rows: int = DEFAULT_MAX_ROWS) -> str:
     if fmt == "json":
-        return json.dumps(to_dict(review), indent=2, ensure_ascii=False) + "\n"
+        return _dump(to_dict(review))
     if fmt == "markdown":
         return render_markdown(review, max_rows)
+    if fmt == "html":
+        from mlcicd import review_html  # only for pages: it is most of this module's import time
+
+        return review_html.render(review)
     return render_text(review, max_rows)
 
 
 def to_dict(review: Review) -> dict[str, Any]:
     """Everything, untruncated, for machines."""
-    def entry(e: Entry) -> dict[str, Any]:
-        return {"address": e.address, "action": e.action, "destructive": e.destructive, "reason": e.reason,
-                "replace_paths": list(e.replace_paths), "moved_from": e.moved_from or None,
-                "import_id": e.import_id or None,
-                "attributes": [{"name": a.name, "before": a.before, "after": a.after} for a in e.attributes]}
-
     policy = None
     if review.policy is not None:
         p = review.policy
-        policy = {"passed": p.passed, "skipped": p.skipped, "error": p.error or None,
-                  "failed": [{"check_id": f.check_id, "name": f.name, "address": f.address} for f in p.failed]}
+        policy = {"passed": p.passed, "error": p.error or None,
+                  "failed": [{"check_id": f.check_id, "name": f.name, "address": f.address} for f in p.failed],
+                  "skipped": [{"check_id": f.check_id, "name": f.name, "address": f.address, "reason": f.reason}
+                              for f in p.skipped]}
     return {
         "env": review.env,
         "headline": review.headline,
+        "offline": review.offline,
         "plan_sha256": review.plan_sha256 or None,
         "counts": review.counts,
         "destructive": [e.address for e in review.destructive()],
-        "changes": [entry(e) for a in SECTIONS for e in review.sections.get(a, ())],
-        "drift": [entry(e) for e in review.drift],
+        "changes": [_entry_dict(e) for a in SECTIONS for e in review.sections.get(a, ())],
+        "drift": [_entry_dict(e) for e in review.drift],
         "outputs": [{"name": o.name, "action": o.action, "before": o.before, "after": o.after}
                     for o in review.outputs],
         "policy": policy,
     }
 
 
+def _entry_dict(e: Entry) -> dict[str, Any]:
+    return {"address": e.address, "action": e.action, "destructive": e.destructive, "reason": e.reason,
+            "replace_paths": list(e.replace_paths), "moved_from": e.moved_from or None,
+            "import_id": e.import_id or None,
+            "attributes": [{"name": a.name, "before": a.before, "after": a.after,
+                            "forces_replacement": a.forces_replacement,
+                            "document": [c._asdict() for c in a.document] if a.document else []}
+                           for a in e.attributes]}
+
+
+def _dump(data: dict[str, Any]) -> str:
+    """Compact JSON, for machines (`jq .` to read it): one call into json's C encoder, where an
+    indented dump is pure Python and was most of a big review's time."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+# -- text --------------------------------------------------------------------------------------
+
+
 def render_text(review: Review, max_rows: int = DEFAULT_MAX_ROWS) -> str:
     lines = [review.headline]
+    if review.offline:
+        lines.append(OFFLINE_NOTE)
     for action, title in SECTIONS.items():
         entries = review.sections.get(action, ())
         if entries:
@@ -69,18 +97,46 @@ def render_text(review: Review, max_rows: int = DEFAULT_MAX_ROWS) -> str:
         lines += _text_rows(review.drift, max_rows, "~ ")
     if review.outputs:
         lines += ["", f"Outputs ({len(review.outputs)}):"]
-        lines += [f"  {o.action:<8} {o.name}: {o.before} → {o.after}" for o in review.outputs[:_limit(max_rows)]]
+        lines += [f"  {o.action:<8} {attribute_line(Attribute(o.name, o.before, o.after), short)[2:]}"
+                  for o in review.outputs[:_limit(max_rows)]]
         lines += _more(len(review.outputs), max_rows, "  ")
     lines += _policy_text(review.policy)
     return "\n".join(lines) + "\n"
+
+
+def short(value: str, width: int = _TEXT_WIDTH) -> str:
+    """`value`, or its start with a marker saying how much is left out and where it is whole."""
+    if len(value) <= width:
+        return value
+    keep = width - 8
+    return f"{value[:keep]}…[+{len(value) - keep} chars; whole in --format json/html]"
 
 
 def _text_rows(entries: tuple[Entry, ...], max_rows: int, mark: str) -> list[str]:
     rows = []
     for e in entries[:_limit(max_rows)]:
         rows.append(f"{mark}{e.address}" + (f"  ({e.detail})" if e.detail else ""))
-        rows += [f"      {a.name}: {a.before} → {a.after}" for a in e.attributes]
+        # A create's computed attributes say little one by one: one line names them all.
+        later = [a.name for a in e.attributes if e.action == "create" and a.after == UNKNOWN]
+        for a in e.attributes:
+            if a.name not in later:
+                rows.append(f"      {attribute_line(a, short)}")
+                rows += [f"          {c.line()}" for c in a.document]
+        if later:
+            rows.append(f"      + {UNKNOWN}: {', '.join(later)}")
     return rows + _more(len(entries), max_rows, "  ")
+
+
+def attribute_line(a: Attribute, show) -> str:
+    """One attribute: `+ name = value` (create), `- name = value` (destroy), `~ name: a → b`."""
+    forced = "  (forces replacement)" if a.forces_replacement else ""
+    if a.document:
+        return f"{'+' if not a.before else '-' if not a.after else '~'} {a.name}: JSON document{forced}"
+    if not a.before:
+        return f"+ {a.name} = {show(a.after)}"
+    if not a.after:
+        return f"- {a.name} = {show(a.before)}"
+    return f"~ {a.name}: {show(a.before)} → {show(a.after)}{forced}"
 
 
 def _policy_text(policy: Policy | None) -> list[str]:
@@ -88,21 +144,29 @@ def _policy_text(policy: Policy | None) -> list[str]:
         return []
     if policy.error:
         return ["", f"Policy (checkov): could not run: {policy.error}"]
-    lines = ["", f"Policy (checkov): {policy.passed} passed, {len(policy.failed)} failed, {policy.skipped} skipped"]
-    return lines + [f"  ✗ {f.check_id} {f.address}: {f.name}" for f in policy.failed]
+    lines = ["", f"Policy (checkov): {policy.passed} passed, {len(policy.failed)} failed, "
+                 f"{len(policy.skipped)} skipped as justified in the sources"]
+    lines += [f"  ✗ {f.check_id} {f.address}: {f.name}" for f in policy.failed]
+    return lines + [f"  - {f.check_id} {f.address}: skipped: {f.reason or '(no reason given)'}"
+                    for f in policy.skipped]
+
+
+# -- markdown ----------------------------------------------------------------------------------
 
 
 def render_markdown(review: Review, max_rows: int = DEFAULT_MAX_ROWS) -> str:
     out = [f"**{_md(review.headline)}**"]
+    if review.offline:
+        out.append(f"\n> {OFFLINE_NOTE}")
     if review.plan_sha256:
         out.append(f"\nPlan sha256 `{review.plan_sha256}`")
     for action, title in SECTIONS.items():
         entries = review.sections.get(action, ())
         if entries:
             marker = "⚠️ " if action in DESTRUCTIVE else ""
-            out += ["", f"### {marker}{title} ({len(entries)})", ""] + _md_table(entries, max_rows)
+            out += ["", f"### {marker}{title} ({len(entries)})", ""] + _md_entries(entries, max_rows)
     if review.drift:
-        out += ["", f"### Changed outside Terraform ({len(review.drift)})", ""] + _md_table(review.drift, max_rows)
+        out += ["", f"### Changed outside Terraform ({len(review.drift)})", ""] + _md_entries(review.drift, max_rows)
     if review.outputs:
         out += ["", f"### Outputs ({len(review.outputs)})", "", "| Output | Action | Before | After |",
                 "|---|---|---|---|"]
@@ -114,14 +178,35 @@ def render_markdown(review: Review, max_rows: int = DEFAULT_MAX_ROWS) -> str:
     return "\n".join(out) + "\n"
 
 
-def _md_table(entries: tuple[Entry, ...], max_rows: int) -> list[str]:
-    """One row per resource; past max_rows, one row per module+type with examples."""
-    if len(entries) <= _limit(max_rows):
-        rows = ["| Address | Details |", "|---|---|"]
-        for e in entries:
-            attrs = "; ".join(f"`{_md(a.name)}`: {_code(a.before)} → {_code(a.after)}" for a in e.attributes)
-            rows.append(f"| `{_md(e.address)}` | {'; '.join(p for p in (_md(e.detail), attrs) if p)} |")
-        return rows
+def _md_entries(entries: tuple[Entry, ...], max_rows: int) -> list[str]:
+    """One collapsible block per resource; past max_rows, one row per module+type with examples."""
+    if len(entries) > _limit(max_rows):
+        return _md_groups(entries, max_rows)
+    rows = []
+    for e in entries:
+        detail = f" — {_md(html.escape(e.detail))}" if e.detail else ""
+        if not e.attributes:
+            rows.append(f"- `{_md(e.address)}`{detail}")
+            continue
+        rows += [f"<details><summary><code>{html.escape(e.address)}</code>{detail}</summary>", "",
+                 "| Attribute | Before | After |", "|---|---|---|"]
+        later = [a.name for a in e.attributes if e.action == "create" and a.after == UNKNOWN]
+        for a in e.attributes:
+            if a.name in later:
+                continue
+            forced = " (forces replacement)" if a.forces_replacement else ""
+            if a.document:
+                changes = "<br>".join(f"`{_md(c.line())}`" for c in a.document)
+                rows.append(f"| `{_md(a.name)}`{forced} | JSON document | {changes} |")
+            else:
+                rows.append(f"| `{_md(a.name)}`{forced} | {_code(a.before)} | {_code(a.after)} |")
+        if later:
+            rows.append(f"| {UNKNOWN} | | {_md(', '.join(later))} |")
+        rows += ["", "</details>"]
+    return rows
+
+
+def _md_groups(entries: tuple[Entry, ...], max_rows: int) -> list[str]:
     groups = Counter(e.group for e in entries)
     examples: dict[str, list[str]] = {}
     for e in entries:
@@ -154,7 +239,7 @@ def _md(text: str) -> str:
 
 
 def _code(text: str) -> str:
-    return f"`{_md(text)}`"
+    return f"`{_md(short(text, _MD_WIDTH))}`" if text else ""
 
 
 # -- plan directory ----------------------------------------------------------------------------

@@ -34,6 +34,7 @@ class Runtime:
     # XDG_CACHE_HOME/mlcicd, else ~/.cache/mlcicd; None keeps no cache between runs.
     cache_dir: Path | None = None
     tf_cli_config_file: str | None = None  # TF_CLI_CONFIG_FILE: the user's own Terraform CLI config
+    role: str = "deploy"  # MLCICD_ROLE: the role Terraform assumes in each account, deploy or plan (read-only)
     environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
@@ -52,6 +53,7 @@ class Runtime:
             config_path=env.get("MLCICD_CONFIG") or None,
             cache_dir=_cache_dir(env),
             tf_cli_config_file=env.get("TF_CLI_CONFIG_FILE") or None,
+            role=env.get("MLCICD_ROLE") or "deploy",
             environ=MappingProxyType(env),
         )
 

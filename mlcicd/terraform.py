@@ -30,6 +30,7 @@ from typing import Any
 
 from mlcicd.errors import Interrupted, TerraformError, TerraformNotFound
 from mlcicd.masking import Masker
+from mlcicd.printable import escape
 
 BUNDLED = "bundled"
 Sink = Callable[[str, bool], None]  # (line without newline, is_stderr)
@@ -141,6 +142,10 @@ class Terraform:
             for raw in iter(stream.readline, b""):
                 text = raw.decode("utf-8", "replace").rstrip("\n")
                 line = self.masker(text)
+                if not self.color:
+                    # Some commands (force-unlock) colour their output regardless of NO_COLOR, and
+                    # Terraform echoes outside text: show neither escape codes nor raw controls.
+                    line = escape(_ANSI.sub("", line))
                 tail.append(line)
                 if capture and not is_err:
                     captured.append(text)
@@ -177,10 +182,8 @@ class Terraform:
         result = self.run(argv, cwd=cwd, capture=capture)
         if result.returncode not in ok:
             raise_if_needs_init(result, what)
-            raise TerraformError(
-                f"terraform {what} failed (exit {result.returncode})" + error_excerpt(result.tail),
-                returncode=result.returncode,
-            )
+            raise TerraformError(f"terraform {what} failed (exit {result.returncode})",
+                                 excerpt=error_excerpt(result.tail), returncode=result.returncode)
         return result
 
     @contextlib.contextmanager

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import boto3
 import pytest
@@ -11,14 +12,10 @@ from botocore.stub import Stubber
 from click.testing import CliRunner
 
 from mlcicd import aws
-from mlcicd.backend import (
-    BucketAccessDenied,
-    BucketNameTaken,
-    StateBackend,
-    has_tls_statement,
-    merge_tls_statement,
-    tls_statement,
-)
+from mlcicd.backend import StateBackend
+from mlcicd.backend_bucket import BucketAccessDenied, BucketNameTaken
+from mlcicd.backend_items import Clients
+from mlcicd.backend_policy import has_tls_statement, merge_tls_statement, tls_statement
 from mlcicd.cli import main
 from mlcicd.config import load
 from tests.conftest import ACCOUNT, REGION, write_config
@@ -282,7 +279,15 @@ def test_no_credentials_is_a_clear_error(root, monkeypatch):
 def stubbed_backend(tmp_path, aws_env):
     config = load(write_config(tmp_path))
     client = boto3.client("s3", region_name=REGION)
-    return StateBackend(config, client, kms=None, dynamodb=None, account_id=ACCOUNT), Stubber(client)
+    kms = boto3.client("kms", region_name=REGION)  # the emulator's: no key yet
+    return StateBackend(config, Clients(client, kms), ACCOUNT), Stubber(client)
+
+
+def record_calls(client) -> list[str]:
+    """The operations `client` sends, recorded by botocore's own before-call event."""
+    sent: list[str] = []
+    client.meta.events.register("before-call.*.*", lambda model, **_: sent.append(model.name))
+    return sent
 
 
 def test_bucket_name_taken_by_another_account(tmp_path, aws_env):
@@ -311,11 +316,18 @@ def test_bucket_access_denied(tmp_path, aws_env, create_code, said):
 
 def test_check_mode_never_probes_by_creating(tmp_path, aws_env):
     backend, stub = stubbed_backend(tmp_path, aws_env)
+    sent = record_calls(backend.clients.s3)
     stub.add_client_error("head_bucket", "403", http_status_code=403)
-    with stub, pytest.raises(BucketAccessDenied) as err:
-        backend.inspect()
+    with stub:
+        status = backend.inspect()
     stub.assert_no_pending_responses()
-    assert "another account (name taken), or these credentials may not read it" in str(err.value)
+    assert sent == ["HeadBucket"]  # the kms-key check went to the emulator; the 403 led to no create
+    bucket = status.finding("bucket")
+    assert isinstance(bucket.error, BucketAccessDenied)
+    assert "another account (name taken), or these credentials may not read it" in bucket.detail
+    # Every item is still listed: the bucket's settings as not checked because of it.
+    assert status.finding("versioning").detail == "not checked because of bucket"
+    assert status.finding("kms-key").detail == "missing"
 
 
 def test_throttling_after_the_sdk_retries_is_reported(tmp_path, aws_env):
@@ -370,20 +382,33 @@ def test_terraform_keeps_its_state_in_the_bootstrapped_backend(project, aws_env,
     versions = {v["Key"] for v in s3().list_object_versions(Bucket=BUCKET)["Versions"]}
     # S3-native locking leaves a (deleted) lock object's versions behind; DynamoDB locking does not.
     assert ("app/terraform.tfstate.tflock" in versions) == (lock == "s3")
+    # The state object is encrypted with the bucket's key, as Terraform was told to ask for.
+    head = s3().head_object(Bucket=BUCKET, Key="app/terraform.tfstate")
+    assert head["ServerSideEncryption"] == "aws:kms"
+    kms = boto3.client("kms", region_name=REGION)
+    assert kms.describe_key(KeyId=head["SSEKMSKeyId"])["KeyMetadata"]["Arn"] == state_key_arn()
     if lock == "dynamodb":
         items = boto3.client("dynamodb", region_name=REGION).scan(TableName="demo-tflock")["Items"]
         assert [i["LockID"]["S"] for i in items] == [f"{BUCKET}/app/terraform.tfstate-md5"]
     assert cli(project, "bootstrap", "--check").exit_code == 0
 
 
-def test_rendered_backend_names_the_state_key(tmp_path):
-    from mlcicd.backend import state_kms_key_id
+@pytest.mark.parametrize("kms_key", ["create", "alias/mine"])
+def test_rendered_backend_names_the_key_the_bucket_encrypts_with(tmp_path, aws_env, kms_key):
     from mlcicd.render import render_text
     from mlcicd.runtime import Runtime
 
-    config = load(write_config(tmp_path))
+    kms = boto3.client("kms", region_name=REGION)
+    if kms_key != "create":
+        kms.create_alias(AliasName=kms_key, TargetKeyId=kms.create_key()["KeyMetadata"]["KeyId"])
+    config = load(write_config(tmp_path, extra=state_extra(kms_key=kms_key)))
+    assert cli(tmp_path, "bootstrap").exit_code == 0
     _, backend_hcl = render_text(config, config.env("devops"), Runtime())
-    assert f'kms_key_id = "{state_kms_key_id(config)}"' in backend_hcl.decode()
+    named = re.search(r'^kms_key_id = "(.+)"$', backend_hcl.decode(), re.MULTILINE)[1]
+    # What Terraform is told resolves, in KMS, to the key bootstrap set on the bucket.
+    rule = s3().get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert kms.describe_key(KeyId=named)["KeyMetadata"]["Arn"] == \
+        rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"]
 
 
 @pytest.fixture
@@ -411,6 +436,16 @@ def test_in_a_terminal_it_lists_the_steps_and_asks_first(root, terminal):
 
     again = CliRunner().invoke(main, ["--config", str(root / "mlcicd.yaml"), "bootstrap"])
     assert again.exit_code == 0 and "ready, nothing to change" in again.output  # nothing to ask
+
+
+def test_in_a_terminal_nothing_is_asked_when_only_a_person_can_help(root, terminal):
+    assert cli(root, "bootstrap", "--yes").exit_code == 0
+    kms = boto3.client("kms", region_name=REGION)
+    kms.disable_key(KeyId=kms.describe_key(KeyId="alias/demo-tfstate")["KeyMetadata"]["KeyId"])
+    result = CliRunner().invoke(main, ["--config", str(root / "mlcicd.yaml"), "bootstrap"], input="y\n")
+    assert result.exit_code == 1
+    assert "?" not in result.output and "ERROR    kms-key: alias/demo-tfstate is Disabled" in result.output
+    assert "state backend not ready" in result.output
 
 
 def test_ci_never_prompts(root):

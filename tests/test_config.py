@@ -41,7 +41,7 @@ def test_valid_config_is_typed_and_frozen(tmp_path):
     assert set(cfg.environments) == {"devops", "dev", "staging", "prod", "data"}
     staging = cfg.env("staging")
     assert staging.account_id == "333333333333"
-    assert staging.dir == (tmp_path / "terraform/envs/staging").resolve()
+    assert staging.dir == (tmp_path / "terraform/envs/ml").resolve()
     assert cfg.state.bucket == "demo-tfstate-111111111111-us-east-1"
     assert cfg.state.lock == "s3"
     with pytest.raises(AttributeError):

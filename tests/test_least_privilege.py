@@ -1,6 +1,6 @@
 """Least privilege across every IAM policy document in terraform/.
 
-Policies are read from the HCL (python-hcl2, as checkov reads it): `aws_iam_policy_document`
+Policies are read from the HCL (mlcicd.hcl, python-hcl2 as checkov reads it): `aws_iam_policy_document`
 data sources (dynamic statements included) and policies written inline with jsonencode(...).
 A statement fails when it
   - allows `*` actions on `*` resources;
@@ -9,7 +9,9 @@ A statement fails when it
   - trusts a whole account (`arn:aws:iam::ACCOUNT:root`) to assume a role, unless a condition
     pins the caller with aws:PrincipalArn — when the role that should assume is known, trust
     that role, not every principal of its account.
-Attaching AWS's all-powerful managed policies fails too.
+Attaching AWS's all-powerful managed policies fails too, and so does a whole-service wildcard
+(`kms:*`, `sagemaker:*`, ...) in an identity policy (a statement without principals): key
+policies' documented root statement is the one place a service wildcard stands.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import hcl2
+from mlcicd import hcl
 
 TERRAFORM = Path(__file__).resolve().parent.parent / "terraform"
 POLICY_ATTRIBUTES = ("policy", "assume_role_policy")
@@ -91,8 +93,7 @@ def policy_statements() -> Iterator[Statement]:
     for path in sorted(TERRAFORM.rglob("*.tf")):
         if ".terraform" in path.parts:
             continue
-        with open(path, encoding="utf-8") as fh:
-            parsed = hcl2.load(fh)
+        parsed = hcl.parse_file(path)
         rel = path.relative_to(TERRAFORM.parent)
         for data in parsed.get("data") or []:
             for name, body in (data.get("aws_iam_policy_document") or {}).items():
@@ -111,7 +112,7 @@ def managed_policy_arns() -> Iterator[tuple[str, str]]:
     for path in sorted(TERRAFORM.rglob("*.tf")):
         text = path.read_text(encoding="utf-8")
         for lineno, line in enumerate(text.splitlines(), 1):
-            if "arn:aws:iam::aws:policy/" in line:
+            if ":iam::aws:policy/" in line:
                 yield f"{path.relative_to(TERRAFORM.parent)}:{lineno}", line.strip()
 
 
@@ -123,6 +124,9 @@ def _allows(statement: Statement, action: str) -> bool:
 def violations(statements: list[Statement]) -> list[str]:
     found = []
     for s in statements:
+        wildcards = [a for a in s.actions if a == "*" or a.endswith(":*")]
+        if s.effect == "Allow" and not s.principals and wildcards:
+            found.append(f"{s.where}: an identity policy allows {', '.join(wildcards)}: name the actions")
         if s.effect == "Allow" and {"*", "*:*"} & set(s.actions) and "*" in s.resources:
             found.append(f"{s.where}: allows every action on every resource")
         if _allows(s, "iam:PassRole") and "iam:PassedToService" not in s.condition_keys:
@@ -141,6 +145,7 @@ def test_the_checker_catches_what_it_should():
         Statement("admin", "Allow", ("*",), ("*",), (), ()),
         Statement("pass", "Allow", ("iam:*",), ("arn:aws:iam::1:role/x",), (), ()),
         Statement("trust", "Allow", ("sts:AssumeRole",), (), ("arn:aws:iam::123456789012:root",), ()),
+        Statement("service", "Allow", ("kms:*",), ("arn:aws:kms:us-east-1:1:key/*",), (), ()),
     ]
     good = [
         Statement("deny", "Deny", ("*",), ("*",), ("*",), ()),
@@ -149,7 +154,7 @@ def test_the_checker_catches_what_it_should():
         Statement("service", "Allow", ("sts:AssumeRole",), (), ("codebuild.amazonaws.com",), ()),
         Statement("key", "Allow", ("kms:*",), ("*",), ("arn:aws:iam::1:root",), ()),  # a key policy's root grant
     ]
-    assert sorted({v.split(":")[0] for v in violations(bad)}) == ["admin", "pass", "trust"]
+    assert sorted({v.split(":")[0] for v in violations(bad)}) == ["admin", "pass", "service", "trust"]
     assert violations(good) == []
 
 
@@ -160,3 +165,11 @@ def test_every_iam_policy_in_terraform_is_least_privilege():
     problems += [f"{where}: attaches {name}" for where, line in managed_policy_arns()
                  for name in ALL_POWERFUL if f"policy/{name}" in line]
     assert problems == [], "\n".join(problems)
+
+
+def test_no_arn_is_written_for_one_partition():
+    """ARNs take their partition from the provider (data.aws_partition), so the modules hold in
+    aws-cn and aws-us-gov too; validation patterns accept every partition (arn:aws[a-z-]*:)."""
+    literal = [f"{path.relative_to(TERRAFORM.parent)}:{n}" for path in sorted(TERRAFORM.rglob("*.tf"))
+               for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if "arn:aws:" in line]
+    assert literal == []

@@ -1,7 +1,6 @@
-"""The Terraform tree, checked offline with the bundled Terraform core and its config loader:
-formatting, every module and environment loads without errors, module calls pass what the
-callee requires, the rendered tfvars match each environment's variables, and the README tables
-are generated and current."""
+"""The Terraform tree, checked offline: formatting (the bundled Terraform core), every module
+and environment parses (mlcicd.hcl), module calls pass what the callee requires, the rendered
+tfvars match each environment's variables, and the README tables are generated and current."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mlcicd import config, moduledoc, render
+from mlcicd import config, hcl, moduledoc, render
 from mlcicd.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +30,7 @@ def tf(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_every_module_and_environment_is_in_the_tree():
     names = set(IDS)
     for expected in ("modules/pipeline", "modules/sagemaker-pipelines", "modules/data", "modules/account-roles",
-                     "envs/devops", "envs/dev", "envs/staging", "envs/prod", "envs/data", "envs/account-roles"):
+                     "modules/kms-key", "modules/naming", "envs/devops", "envs/ml", "envs/data", "envs/account-roles"):
         assert expected in names
 
 
@@ -48,35 +47,54 @@ def test_fmt_check_catches_a_misformatted_file(tmp_path):
 
 
 @pytest.mark.parametrize("directory", DIRS, ids=IDS)
-def test_loads_without_error_diagnostics(directory):
-    module = moduledoc.load(directory)
-    assert module.variables or module.outputs or module.resources()
+def test_parses(directory):
+    module = hcl.load_module(directory)
+    assert module.variables or module.outputs or module.resources
 
 
-# Variables holding ids, names and enums carry a validation block (house style).
-VALIDATED = {"project", "region", "accounts", "account_id", "environment", "target_environment", "repository",
-             "branch", "connection_arn", "state_bucket", "assume_role_arn", "name", "kms_key_arn", "compute_type"}
+# Variables holding ids, names and enums carry a validation block (house style) in the module
+# that uses them; a root checks what it uses itself and leaves the rest to the modules it calls.
+VALIDATED = {"target_environment", "repository", "branch", "connection_arn", "state_bucket", "name", "kms_key_arn",
+             "compute_type", "alias", "environment"}
+ROOT_VALIDATED = {"account_id", "environment", "assume_role_arn"}
+# project, region and accounts are checked in one place: the naming module every module calls.
+NAMING = TERRAFORM / "modules" / "naming"
+OPTIONAL = {"state_bucket"}  # null stands for mlcicd's default where a module takes it optionally
 
 
 @pytest.mark.parametrize("directory", DIRS, ids=IDS)
 def test_variables_and_outputs_are_typed_described_and_validated(directory):
-    module = moduledoc.load(directory)
+    module = hcl.load_module(directory)
     for var in module.variables:
         assert var.description, f"{directory}: variable {var.name} has no description"
         assert var.type != "any", f"{directory}: variable {var.name} has no type"
-        if var.name in VALIDATED:
-            assert module.raw["Variables"][var.name]["Validations"], f"{directory}: {var.name} has no validation"
+        wanted = ROOT_VALIDATED if directory.parent.name == "envs" else VALIDATED
+        if var.name in wanted and not (var.name in OPTIONAL and var.default == "null"):
+            assert var.validations, f"{directory}: {var.name} has no validation"
+        if directory == NAMING:
+            assert var.validations, f"{directory}: {var.name} has no validation"
     for out in module.outputs:
         assert out.description, f"{directory}: output {out.name} has no description"
 
 
+def test_project_region_and_account_rules_are_written_once():
+    rules = {"project": "^[a-z][a-z0-9-]{1,30}[a-z0-9]$", "region": "^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$",
+             "accounts": "^[0-9]{12}$"}
+    for name, rule in rules.items():
+        places = [str(path.relative_to(TERRAFORM)) for path in sorted(TERRAFORM.rglob("*.tf"))
+                  if not path.is_symlink() and rule in path.read_text()]
+        expected = ["modules/naming/variables.tf"] if name != "accounts" else \
+            ["envs/_shared/common_variables.tf", "modules/naming/variables.tf"]  # and account_id
+        assert places == expected, name
+
+
 @pytest.mark.parametrize("directory", DIRS, ids=IDS)
 def test_module_calls_pass_required_and_only_declared_variables(directory):
-    module = moduledoc.load(directory)
+    module = hcl.load_module(directory)
     for name, call in module.module_calls.items():
-        callee = moduledoc.load((directory / moduledoc.module_source(call)).resolve())
-        passed = set(call["Config"]["Attributes"]) - {"source", "version", "count", "for_each", "providers",
-                                                       "depends_on"}
+        callee = hcl.load_module((directory / call.attr("source")).resolve())
+        passed = set(hcl.body_attributes(call.body)) - {"source", "version", "count", "for_each", "providers",
+                                                         "depends_on"}
         declared = {v.name for v in callee.variables}
         required = {v.name for v in callee.variables if v.required}
         assert not passed - declared, f"{directory}: module.{name} passes undeclared {sorted(passed - declared)}"
@@ -100,7 +118,7 @@ def test_example_config_declares_the_default_environments_and_roles(example):
 
 def _contract(cfg: config.Config, name: str) -> tuple[set[str], set[str], set[str]]:
     env = cfg.env(name)
-    module = moduledoc.load(env.dir)
+    module = hcl.load_module(env.dir)
     written = set(render.variables(cfg, env))
     declared = {v.name for v in module.variables}
     required = {v.name for v in module.variables if v.required}
@@ -123,7 +141,7 @@ def test_contract_check_catches_an_undeclared_key(tmp_path, example):
     cfg = config.load(path)
     env = cfg.env("staging")
     written = set(render.variables(cfg, env))
-    declared = {v.name for v in moduledoc.load(TERRAFORM / "envs" / "staging").variables}
+    declared = {v.name for v in hcl.load_module(TERRAFORM / "envs" / "ml").variables}
     assert written - declared == {"metric_treshold"}
 
 
@@ -135,10 +153,7 @@ def test_readmes_are_generated_and_current():
     for directory in DIRS:
         readme = directory / moduledoc.README
         assert readme.exists(), f"{directory} has no README.md"
-        try:
-            wanted = moduledoc.readme_text(readme.read_text(), moduledoc.load(directory))
-        except moduledoc.ModuleLoadError:
-            continue  # reported by test_loads_without_error_diagnostics
+        wanted = moduledoc.readme_text(readme.read_text(), hcl.load_module(directory))
         if wanted != readme.read_text():
             stale.append(str(readme.relative_to(ROOT)))
     assert not stale, f"run `mlcicd docs`: out of date: {stale}"
@@ -174,9 +189,9 @@ MODULE = textwrap.dedent('''\
     ''')
 
 
-def test_docs_tables_from_the_loader(tmp_path):
+def test_docs_tables_from_the_source(tmp_path):
     (tmp_path / "main.tf").write_text(MODULE)
-    module = moduledoc.load(tmp_path)
+    module = hcl.load_module(tmp_path)
     by_name = {v.name: v for v in module.variables}
     assert by_name["name"].required and by_name["name"].type == "string"
     assert by_name["opts"].default == "null" and not by_name["opts"].required
@@ -212,22 +227,17 @@ def test_docs_command_writes_then_checks(tmp_path):
     assert "`extra`" in (module_dir / "README.md").read_text()
 
 
-def test_docs_reports_a_module_that_does_not_load(tmp_path):
-    (tmp_path / "main.tf").write_text('variable "x" {\n  type = strin\n}\n')
+def test_docs_reports_a_module_that_does_not_parse(tmp_path):
+    (tmp_path / "main.tf").write_text('variable "x" {\n  type = \n}\n')
     result = CliRunner().invoke(main, ["docs", "--dir", str(tmp_path)])
     assert result.exit_code == 1
-    assert "Invalid type specification" in result.output
+    assert "main.tf: cannot parse Terraform source" in result.output
     assert "Traceback" not in result.output
 
 
-def test_operator_expressions_get_an_actionable_message(tmp_path):
-    (tmp_path / "main.tf").write_text('variable "x" {\n  type = number\n}\n\nlocals {\n  y = var.x + 1\n}\n')
-    with pytest.raises(moduledoc.ModuleLoadError, match="operator expressions"):
-        moduledoc.load(tmp_path)
-
-
-def test_block_attributes_skip_strings_comments_and_heredocs():
-    source = textwrap.dedent('''\
+def test_ordinary_expressions_and_heredocs_are_read(tmp_path):
+    """Operators, conditionals, heredocs and comments holding braces: a module reads as Terraform writes it."""
+    (tmp_path / "main.tf").write_text(textwrap.dedent('''\
         variable "v" {
           description = <<-EOT
             default = "not this one" }
@@ -236,11 +246,34 @@ def test_block_attributes_skip_strings_comments_and_heredocs():
           type = object({ a = string }) // a comment { with a brace
           /* default = 1 */
           default = {
-            a = "}${"{"}$${x}"
+            a = "}"
+          }
+
+          validation {
+            condition     = var.v.a != "" && length(var.v.a) <= 3
+            error_message = "short."
           }
         }
-        ''').encode()
-    attrs = moduledoc.block_attributes(source, 0)
-    assert set(attrs) == {"description", "type", "default"}
-    assert attrs["default"].startswith("{") and attrs["default"].endswith("}")
-    assert attrs["type"] == "object({ a = string })"
+
+        locals {
+          n = var.v.a == "}" ? 1 : 0
+        }
+        '''))
+    [v] = hcl.load_module(tmp_path).variables
+    assert v.type == "object({a = string})"
+    assert v.default == '{a = "}"}'
+    assert v.description.strip() == 'default = "not this one" }'
+    assert len(v.validations) == 1
+    assert hcl.load_module(tmp_path).locals["n"] == '${var.v.a == "}" ? 1 : 0}'
+
+
+def test_types_and_defaults_read_as_terraform_fmt_writes_them(tmp_path):
+    (tmp_path / "main.tf").write_text(textwrap.dedent('''\
+        variable "jobs" {
+          type    = object({ size = optional(number, 0.75), tag = optional(string, "a,b") })
+          default = { size = 1, tag = "x" }
+        }
+        '''))
+    [v] = hcl.load_module(tmp_path).variables
+    assert v.type == 'object({size = optional(number, 0.75), tag = optional(string, "a,b")})'
+    assert v.default == '{size = 1, tag = "x"}'

@@ -1,8 +1,8 @@
 """Every aws_* resource and data block checked against the real hashicorp/aws schema (from the
 cdktn-provider-aws wheel, mlcicd.awsschema): argument names, nested block names (inside
 `dynamic` blocks too), computed-only attributes set by mistake, required arguments and
-required/at-most-one blocks. Bodies come from Terraform's own loader (which does not return
-provider blocks, so those are not checked here)."""
+required/at-most-one blocks. Bodies come from mlcicd.hcl (python-hcl2); provider blocks are
+not checked here."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlcicd import moduledoc
+from mlcicd import hcl, moduledoc
 
 ROOT = Path(__file__).resolve().parent.parent
 TERRAFORM = ROOT / "terraform"
@@ -32,44 +32,47 @@ def schema():
 
 
 def check_body(body: dict, block: dict, where: str, meta: tuple[set, set] = (set(), set())) -> list[str]:
-    """Problems of one loader body against one schema block, recursively."""
+    """Problems of one python-hcl2 block body against one schema block, recursively."""
     problems: list[str] = []
     attributes = block.get("attributes", {})
     block_types = block.get("block_types", {})
     meta_args, meta_blocks = meta
-    for name in body.get("Attributes") or {}:
-        if name in meta_args:
+    counts: Counter[str] = Counter()
+    dynamic: set[str] = set()
+    given: set[str] = set()
+    for name, value in body.items():
+        if name.startswith("__") or name in meta_args or name in meta_blocks:
             continue
+        if name == "dynamic":
+            for item in value:
+                for label, dyn in item.items():
+                    if label not in block_types:
+                        problems.append(f"{where}: unsupported dynamic block {label!r}")
+                        continue
+                    contents = dyn.get("content") or []
+                    if len(contents) != 1:
+                        problems.append(f"{where}: dynamic {label!r} needs exactly one content block")
+                        continue
+                    dynamic.add(label)
+                    problems += check_body(contents[0], block_types[label]["block"], f"{where}.dynamic.{label}")
+            continue
+        # `name {}` and `name = {}` read alike; the schema says which an empty body is.
+        empty_block = name in block_types and all(v == {} for v in value)
+        if hcl.is_block_list(value) or empty_block:
+            if name not in block_types:
+                hint = " (it is an argument: write `name = ...`)" if name in attributes else ""
+                problems.append(f"{where}: unsupported block {name!r}{hint}")
+                continue
+            counts[name] += len(value)
+            for nested in value:
+                problems += check_body(nested, block_types[name]["block"], f"{where}.{name}")
+            continue
+        given.add(name)
         if name not in attributes:
             hint = " (it is a nested block)" if name in block_types else ""
             problems.append(f"{where}: unsupported argument {name!r}{hint}")
         elif not (attributes[name].get("required") or attributes[name].get("optional")):
             problems.append(f"{where}: {name!r} is computed by the provider and cannot be set")
-    counts: Counter[str] = Counter()
-    dynamic: set[str] = set()
-    for nested in body.get("Blocks") or []:
-        kind = nested["Type"]
-        if kind in meta_blocks:
-            continue
-        if kind == "dynamic":
-            name = nested["Labels"][0]
-            if name not in block_types:
-                problems.append(f"{where}: unsupported dynamic block {name!r}")
-                continue
-            contents = [b for b in nested["Body"].get("Blocks") or [] if b["Type"] == "content"]
-            if len(contents) != 1:
-                problems.append(f"{where}: dynamic {name!r} needs exactly one content block")
-                continue
-            dynamic.add(name)
-            problems += check_body(contents[0]["Body"], block_types[name]["block"], f"{where}.dynamic.{name}")
-            continue
-        if kind not in block_types:
-            hint = " (it is an argument: write `name = ...`)" if kind in attributes else ""
-            problems.append(f"{where}: unsupported block {kind!r}{hint}")
-            continue
-        counts[kind] += 1
-        problems += check_body(nested["Body"], block_types[kind]["block"], f"{where}.{kind}")
-    given = set(body.get("Attributes") or {})
     for name, attr in attributes.items():
         if attr.get("required") and name not in given:
             problems.append(f"{where}: missing required argument {name!r}")
@@ -83,35 +86,32 @@ def check_body(body: dict, block: dict, where: str, meta: tuple[set, set] = (set
     return problems
 
 
-def check_module(module: moduledoc.Module, schema: dict) -> tuple[int, list[str]]:
+def check_module(module: hcl.Module, schema: dict) -> tuple[int, list[str]]:
     """(number of blocks checked, problems) for every aws_* resource and data block."""
     checked, problems = 0, []
-    for res in module.resources():
-        if not res["Type"].startswith("aws_"):
+    for res in module.resources:
+        rtype, name = res.labels
+        if not rtype.startswith("aws_"):
             continue
-        kind = "resource_schemas" if res["Mode"] == "managed" else "data_source_schemas"
-        where = f"{module.path.name}: {'data.' if res['Mode'] == 'data' else ''}{res['Type']}.{res['Name']}"
-        if res["Type"] not in schema[kind]:
-            problems.append(f"{where}: no such {'resource' if res['Mode'] == 'managed' else 'data source'}")
+        managed = res.kind == "resource"
+        kind = "resource_schemas" if managed else "data_source_schemas"
+        where = f"{module.path.name}: {'' if managed else 'data.'}{rtype}.{name}"
+        if rtype not in schema[kind]:
+            problems.append(f"{where}: no such {'resource' if managed else 'data source'}")
             continue
         checked += 1
-        problems += check_body(res["Config"], schema[kind][res["Type"]]["block"], where, (META_ARGUMENTS, META_BLOCKS))
+        problems += check_body(res.body, schema[kind][rtype]["block"], where, (META_ARGUMENTS, META_BLOCKS))
     return checked, problems
 
 
 @pytest.mark.parametrize("directory", DIRS, ids=IDS)
 def test_aws_blocks_match_the_provider_schema(directory, schema):
-    checked, problems = check_module(moduledoc.load(directory), schema)
+    checked, problems = check_module(hcl.load_module(directory), schema)
     assert not problems, "\n".join(problems)
 
 
 def test_the_tree_has_aws_blocks_to_check(schema):
-    total = 0
-    for directory in DIRS:
-        try:
-            total += check_module(moduledoc.load(directory), schema)[0]
-        except moduledoc.ModuleLoadError:
-            continue  # reported by test_aws_blocks_match_the_provider_schema
+    total = sum(check_module(hcl.load_module(directory), schema)[0] for directory in DIRS)
     # Every module declares its resources; a loader that silently returned nothing would pass above.
     assert total >= 50, f"only {total} aws blocks found"
 
@@ -192,7 +192,7 @@ BROKEN = textwrap.dedent('''\
 
 def test_schema_check_catches_misspellings_and_missing_arguments(tmp_path, schema):
     (tmp_path / "main.tf").write_text(BROKEN)
-    checked, problems = check_module(moduledoc.load(tmp_path), schema)
+    checked, problems = check_module(hcl.load_module(tmp_path), schema)
     text = "\n".join(problems)
     expected = [
         "aws_s3_bucket.a: unsupported argument 'bukcet'",

@@ -93,15 +93,21 @@ def test_roles_follow_the_config_convention_and_trust_the_codebuild_role(plans):
         roles = {rc["change"]["after"]["name"]: rc["change"]["after"]["assume_role_policy"]
                  for rc in _created(plans[f"roles-{env}"]) if rc["type"] == "aws_iam_role"}
         roles_by_env[env] = roles
-        assert set(roles) == {f"mlops-demo-{env}-deploy", f"mlops-demo-{env}-pipeline-runner"}
+        expected = {f"mlops-demo-{env}-deploy", f"mlops-demo-{env}-plan"}
+        if env != "data":  # the data account runs no SageMaker pipelines
+            expected.add(f"mlops-demo-{env}-pipeline-runner")
+        assert set(roles) == expected
     codebuild = [rc["change"]["after"]["name"] for rc in _created(plans["devops"])
                  if rc["type"] == "aws_iam_role" and "codebuild" in rc["address"]]
     assert codebuild == ["mlops-demo-codebuild"]
     # In one account the state bucket sits beside everything else; no deploy role may touch it.
     for env in ("dev", "staging", "prod", "data"):
         [policy] = [rc["change"]["after"]["policy"] for rc in _created(plans[f"roles-{env}"])
-                    if rc["type"] == "aws_iam_role_policy" and rc["name"] == "deploy"]
+                    if rc["type"] == "aws_iam_role_policy" and rc.get("index") == "deploy"]
         assert "tfstate" not in policy and f"arn:aws:s3:::mlops-demo-{'datalake' if env == 'data' else env}" in policy
+        # Keys are theirs by tag; the state key (tagged mlcicd:project by bootstrap) is denied outright.
+        [deny] = [st for st in json.loads(policy)["Statement"] if st.get("Sid") == "NoStateKey"]
+        assert deny["Effect"] == "Deny" and deny["Condition"] == {"Null": {"aws:ResourceTag/mlcicd:project": "false"}}
     trusted = f"arn:aws:iam::{ACCOUNT}:role/mlops-demo-codebuild"
     for roles in roles_by_env.values():
         for policy in roles.values():

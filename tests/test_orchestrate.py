@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -35,14 +34,21 @@ def recorder():
     order: list[tuple[str, str]] = []
     lock = threading.Lock()
     active = {"now": 0, "max": 0}
+    overlapped = threading.Event()
 
     def task(name, sink):
         with lock:
             order.append(("start", name))
+            first = len(order) == 1
             active["now"] += 1
             active["max"] = max(active["max"], active["now"])
+            if active["now"] == 2:
+                overlapped.set()
         sink(f"working on {name}", False)
-        time.sleep(0.05)
+        if first:
+            # The first task ends only once a second one runs beside it (or, if the orchestrator
+            # does not run two at once, after the wait: then active["max"] stays 1 and the test fails).
+            overlapped.wait(timeout=10)
         with lock:
             order.append(("end", name))
             active["now"] -= 1
@@ -85,17 +91,55 @@ def test_failed_dependency_skips_dependants(envs):
 
 def test_grouped_output_is_one_block_per_environment(envs):
     lines: list[str] = []
+    # dev and devops write their lines in turns, so ungrouped output would interleave them.
+    turns = {name: [threading.Event() for _ in range(3)] for name in ("dev", "devops")}
 
     def task(name, sink):
+        other = "devops" if name == "dev" else "dev"
         for i in range(3):
+            if name == "devops":
+                turns[other][i].wait(timeout=10)
             sink(f"{name} line {i}", False)
-            time.sleep(0.01)
+            turns[name][i].set()
+            if name == "dev":
+                turns[other][i].wait(timeout=10)
         return EnvResult(name, "no changes")
 
     run_all(envs, ["dev", "devops"], task, parallelism=2, write=lambda t, e: lines.append(t), grouped=True)
     body = [line for line in lines if " line " in line]
     assert body[:3] == [f"{body[0].split()[0]} line {i}" for i in range(3)]
     assert body[3:] == [f"{body[3].split()[0]} line {i}" for i in range(3)]
+
+
+def test_ungrouped_output_interleaves_with_a_prefix_per_line(envs):
+    lines: list[str] = []
+    turns = {name: threading.Event() for name in ("dev", "devops")}
+
+    def task(name, sink):
+        other = "devops" if name == "dev" else "dev"
+        if name == "devops":
+            turns[other].wait(timeout=10)
+        sink(f"{name} first", False)
+        turns[name].set()
+        turns[other].wait(timeout=10)
+        sink(f"{name} second", False)
+        return EnvResult(name, "no changes")
+
+    run_all(envs, ["dev", "devops"], task, parallelism=2, write=lambda t, e: lines.append(t))
+    body = [line for line in lines if line.startswith("[")]
+    assert body[:2] == ["[dev]    dev first", "[devops] devops first"]
+
+
+@pytest.mark.usefixtures("state_bucket")
+def test_validate_reports_terraforms_error_once_and_whole(project):
+    (project / "terraform" / "app" / "broken.tf").write_text(
+        'resource "terraform_data" "broken" {\n  input = var.not_declared_anywhere\n}\n')
+    result = CliRunner().invoke(main, ["--config", str(project / "mlcicd.yaml"), "validate", "app"])
+    assert result.exit_code == 1
+    text = result.output  # stdout and stderr, as a terminal shows them
+    assert text.count('An input variable with the name "not_declared_anywhere"') == 1, text
+    assert "app: failed: terraform validate (app) failed (exit 1) (Terraform's messages are above)" in text
+    assert "1 of 1 environment(s) failed validation: app" in text
 
 
 @pytest.mark.usefixtures("state_bucket")

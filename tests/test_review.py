@@ -68,6 +68,26 @@ ROOT_MODULE = textwrap.dedent("""\
       input = var.label
     }
 
+    # An object, not a map: the versions' statements differ in shape.
+    locals {
+      statements = {
+        v1 = [
+          { Sid = "ReadModels", Effect = "Allow", Action = ["s3:GetObject"], Resource = "arn:aws:s3:::models/*" },
+          { Sid = "LegacyWrite", Effect = "Allow", Action = "s3:PutObject", Resource = "arn:aws:s3:::legacy/*" },
+        ]
+        v2 = [
+          { Sid = "ReadModels", Effect = "Allow", Action = ["s3:GetObject", "s3:ListBucket"],
+            Resource = "arn:aws:s3:::models/*" },
+          { Sid = "DenyInsecure", Effect = "Deny", Action = "s3:*", Resource = "*",
+            Condition = { StringEquals = { "aws:UserAgent" = var.label } } },
+        ]
+      }
+    }
+
+    resource "terraform_data" "policy" {
+      input = jsonencode({ Version = "2012-10-17", Statement = local.statements[var.model_version] })
+    }
+
     output "password" {
       value     = var.db_password
       sensitive = true
@@ -79,6 +99,10 @@ ROOT_MODULE = textwrap.dedent("""\
     """)
 
 MOVED = textwrap.dedent("""\
+    resource "terraform_data" "fresh" {
+      input = { name = "fresh", size = 2 }
+    }
+
     resource "terraform_data" "renamed" {
       input = "stays"
     }
@@ -135,7 +159,8 @@ def real_plan(tmp_path_factory, emulator):
         first = runner.invoke(main, [*cfg, "apply", "app", "--auto-approve"])
         assert first.exit_code == 0, first.output
         (module_dir / "main.tf").write_text(ROOT_MODULE + MOVED)
-        _configure(root, size=2, version="v2", password=NEW_SECRET, label=f"uses {TOKEN}")
+        # A right-to-left override in a value: shown escaped, never raw.
+        _configure(root, size=2, version="v2", password=NEW_SECRET, label=f"uses {TOKEN} \\u202e")
         out = root / "plan-out"
         second = runner.invoke(main, [*cfg, "plan", "app", "--out", str(out)])
         assert second.exit_code == 0, second.output
@@ -154,16 +179,23 @@ def _no_secrets(text: str) -> None:
         assert secret not in text
 
 
+def _attrs(change: dict) -> dict[str, dict]:
+    return {a["name"]: a for a in change["attributes"]}
+
+
 def test_real_plan_json_format_counts_every_kind_of_change(real_plan):
     root, out, _ = real_plan
     result = _review(root, out, "--format", "json", "--no-checkov")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["counts"] == {"destroy": 1, "replace": 1, "create-before-destroy": 1, "update": 2, "move": 1}
+    assert data["counts"] == {"destroy": 1, "replace": 1, "create-before-destroy": 1, "create": 1, "update": 3,
+                              "move": 1}
+    assert data["offline"] is False
     by_action = {(c["action"], c["address"]) for c in data["changes"]}
     assert ("destroy", "terraform_data.item[2]") in by_action
     assert ("replace", "terraform_data.model") in by_action
     assert ("create-before-destroy", "terraform_data.endpoint") in by_action
+    assert ("create", "terraform_data.fresh") in by_action
     assert ("move", "terraform_data.renamed") in by_action
     assert data["destructive"] == ["terraform_data.item[2]", "terraform_data.model", "terraform_data.endpoint"]
     destroy = next(c for c in data["changes"] if c["action"] == "destroy")
@@ -172,17 +204,60 @@ def test_real_plan_json_format_counts_every_kind_of_change(real_plan):
     assert model["replace_paths"] == ["triggers_replace"]
     db = next(c for c in data["changes"] if c["address"] == "terraform_data.db")
     assert db["action"] == "update"
-    # The sensitive input shows as "(sensitive)" when listed (plan.json may already be masked, and
-    # then the change is not visible in the values); its derived output never shows the old value.
-    attributes = {a["name"]: a for a in db["attributes"]}
-    if "input" in attributes:
-        assert attributes["input"]["before"] == attributes["input"]["after"] == "(sensitive)"
+    # The sensitive input changed (plan.json holds both values in clear): listed, never shown;
+    # its derived output is not known until applied.
+    attributes = _attrs(db)
+    assert attributes["input"]["before"] == attributes["input"]["after"] == "(sensitive)"
     assert attributes["output"]["after"] == "(known after apply)"
     outputs = {o["name"]: o for o in data["outputs"]}
     assert outputs["model_version"]["before"] == '"v1"' and outputs["model_version"]["after"] == '"v2"'
     assert outputs["password"]["after"] == "(sensitive)"
     assert data["headline"].startswith("app: 1 to destroy, 1 to replace, 1 to create-before-destroy")
     _no_secrets(result.output)
+
+
+def test_real_plan_attribute_details_for_each_kind_of_action(real_plan):
+    root, out, _ = real_plan
+    data = json.loads(_review(root, out, "--format", "json", "--no-checkov").output)
+    changes = {(c["action"], c["address"]): c for c in data["changes"]}
+    # create: the planned values, computed ones marked
+    fresh = _attrs(changes[("create", "terraform_data.fresh")])
+    assert fresh["input"]["before"] == "" and json.loads(fresh["input"]["after"]) == {"name": "fresh", "size": 2}
+    assert fresh["id"]["after"] == fresh["output"]["after"] == "(known after apply)"
+    # update: only what changes, masked, the bidi override shown as an escape
+    label = _attrs(changes[("update", "terraform_data.label")])
+    assert label["input"]["before"] == '"plain"' and label["input"]["after"] == '"uses *** \\u202e"'
+    assert set(label) == {"input", "output"}
+    # replace: the attribute forcing it is marked
+    model = _attrs(changes[("replace", "terraform_data.model")])
+    assert model["triggers_replace"]["forces_replacement"] is True
+    assert (model["triggers_replace"]["before"], model["triggers_replace"]["after"]) == ('"v1"', '"v2"')
+    assert model["input"]["forces_replacement"] is False
+    # destroy: the values that go
+    item = _attrs(changes[("destroy", "terraform_data.item[2]")])
+    assert item["input"]["before"] == '"item-2"' and item["input"]["after"] == ""
+    # move without changes: none
+    assert changes[("move", "terraform_data.renamed")]["attributes"] == []
+
+
+def test_real_plan_policy_change_is_a_statement_diff(real_plan):
+    root, out, _ = real_plan
+    data = json.loads(_review(root, out, "--format", "json", "--no-checkov").output)
+    policy = next(c for c in data["changes"] if c["address"] == "terraform_data.policy")
+    document = _attrs(policy)["input"]["document"]
+    lines = [(d["kind"], d["path"], d["before"] or d["after"]) for d in document]
+    assert ("added", "Statement ReadModels Action", "s3:ListBucket") in lines
+    assert ("removed", "Statement LegacyWrite", "Allow s3:PutObject on arn:aws:s3:::legacy/*") in lines
+    added = next(text for kind, path, text in lines if path == "Statement DenyInsecure")
+    # The condition holds the label: masked, and its bidi override escaped, inside the document too.
+    assert added.startswith("Deny s3:* on * when ") and "uses *** \\u202e" in added
+    assert len(lines) == 3
+    # The whole document is there too, not cut.
+    assert '\\"Sid\\":\\"DenyInsecure\\"' in _attrs(policy)["input"]["after"]
+    text = _review(root, out, "--no-checkov").output
+    assert "      ~ input: JSON document" in text
+    assert "          + Statement ReadModels Action: s3:ListBucket" in text
+    assert "          - Statement LegacyWrite: Allow s3:PutObject on arn:aws:s3:::legacy/*" in text
 
 
 def test_real_plan_text_lists_destructive_first_and_masks(real_plan):
@@ -192,22 +267,39 @@ def test_real_plan_text_lists_destructive_first_and_masks(real_plan):
     text = result.output
     assert text.index("terraform_data.item[2]") < text.index("terraform_data.label")
     assert "! terraform_data.model  (cannot be updated in place; forced by triggers_replace)" in text
-    assert 'input: "uses ***" ' not in text and '"plain" → "uses ***"' in text
+    assert '      ~ triggers_replace: "v1" → "v2"  (forces replacement)' in text
+    assert '      ~ input: "plain" → "uses *** \\u202e"' in text
+    assert '      - input = "item-2"' in text
+    assert "\u202e" not in text
     _no_secrets(text)
 
 
-def test_real_plan_markdown_has_headline_and_a_table_per_action(real_plan):
+def test_text_shortens_long_values_with_a_marker_json_keeps_them_whole():
+    long = "s3://bucket/" + "k" * 200
+    plan = _plan([_rc("aws_s3_object.o", ["update"], before={"source": "a"}, after={"source": long})])
+    r = review.build("prod", plan, Masker())
+    text = render(r, "text")
+    assert '"s3://bucket/kkk' in text and "…[+" in text and "whole in --format json/html]" in text
+    assert long not in text
+    assert json.loads(json.loads(render(r, "json"))["changes"][0]["attributes"][0]["after"]) == long
+    assert long in render(r, "html")
+
+
+def test_real_plan_markdown_has_headline_and_a_section_per_action(real_plan):
     root, out, _ = real_plan
     result = _review(root, out, "--format", "markdown", "--no-checkov")
     assert result.exit_code == 0, result.output
     md = result.output
     assert md.splitlines()[0] == ("**app: 1 to destroy, 1 to replace, 1 to create-before-destroy, "
-                                  "2 to update, 1 to move, 2 output changes**")
+                                  "1 to create, 3 to update, 1 to move, 2 output changes**")
     headings = [line for line in md.splitlines() if line.startswith("### ")]
     assert headings == ["### ⚠️ Destroy (1)", "### ⚠️ Replace (destroy, then create) (1)",
-                        "### ⚠️ Replace (create before destroy) (1)", "### Update in place (2)",
+                        "### ⚠️ Replace (create before destroy) (1)", "### Create (1)", "### Update in place (3)",
                         "### Move (1)", "### Outputs (2)"]
-    assert "| `terraform_data.renamed` | from terraform_data.original |" in md
+    assert "- `terraform_data.renamed` — from terraform_data.original" in md
+    assert "<details><summary><code>terraform_data.item[2]</code> — count index out of range</summary>" in md
+    assert "| `triggers_replace` (forces replacement) | `\"v1\"` | `\"v2\"` |" in md
+    assert "`+ Statement ReadModels Action: s3:ListBucket`" in md
     _no_secrets(md)
 
 
@@ -311,7 +403,7 @@ def test_a_sensitive_value_is_masked_wherever_it_appears():
     ])
     text = render(review.build("prod", plan, Masker()), "json")
     assert "new-secret-B2" not in text and "old-secret-A1" not in text
-    assert '"after": "\\"***\\""' in text
+    assert '"after":"\\"***\\""' in text
 
 
 def test_markdown_stays_readable_for_5000_changes():
@@ -323,9 +415,29 @@ def test_markdown_stays_readable_for_5000_changes():
     assert lines[0] == "**prod: 10 to destroy, 4990 to create**"
     assert len(lines) < 60
     assert md.index("Destroy (10)") < md.index("Create (4990)")
-    assert "| `aws_iam_role.r9` |" in md  # a small section keeps one row per resource
+    assert "- `aws_iam_role.r9`" in md  # a small section keeps one row per resource
     assert "| `module.m0 aws_s3_object` | 713 |" in md
     assert "… and 710 more" in md
+
+
+def test_addresses_sort_naturally():
+    changes = [_rc(f"aws_s3_object.o[{i}]", ["create"]) for i in (100, 2, 1000, 10, 1)]
+    changes += [_rc(f'module.m["b{i}"].aws_sqs_queue.q', ["create"]) for i in (11, 9)]
+    r = review.build("prod", _plan(changes), Masker())
+    assert [e.address for e in r.sections["create"]] == [
+        "aws_s3_object.o[1]", "aws_s3_object.o[2]", "aws_s3_object.o[10]", "aws_s3_object.o[100]",
+        "aws_s3_object.o[1000]", 'module.m["b9"].aws_sqs_queue.q', 'module.m["b11"].aws_sqs_queue.q']
+
+
+def test_control_and_bidi_characters_in_names_and_values_are_escaped():
+    plan = _plan([_rc("aws_s3_bucket.evil\u202e", ["update"], before={"tags\x1b[31m": "a"},
+                      after={"tags\x1b[31m": "b\u2066\x85"})],
+                 output_changes={"out\x07": {"actions": ["create"], "after": "x\u202ey", "before": None}})
+    for fmt in FORMATS:
+        text = render(review.build("prod", plan, Masker()), fmt)
+        for raw in ("\u202e", "\x1b", "\u2066", "\x85", "\x07"):
+            assert raw not in text, (fmt, raw)
+        assert "\\u202e" in text and "\\x1b" in text
 
 
 def test_markdown_cuts_groups_past_the_row_limit():
@@ -364,6 +476,40 @@ def test_a_checkov_crash_is_reported_not_raised(tmp_path):
                                 runner=lambda argv: (2, "", "boom: s3cr3t-value\n"))
     assert verdict.error == "boom: ***"
     assert "could not run: boom: ***" in render_text(review.Review("x", {}, policy=verdict))
+
+
+def test_checkov_runs_in_the_background_with_progress_until_it_ends(tmp_path):
+    import threading
+
+    release, started = threading.Event(), threading.Event()
+    seen: list[list[str]] = []
+
+    def slow_checkov(argv: list[str]) -> tuple[int, str, str]:
+        seen.append(argv)
+        started.set()
+        assert release.wait(60), "the review never let checkov finish"
+        report = {"summary": {"passed": 3}, "results": {"failed_checks": [], "skipped_checks": [
+            {"check_id": "CKV_AWS_144", "check_name": "replication", "resource_address": "aws_s3_bucket.b",
+             "check_result": {"result": "SKIPPED", "suppress_comment": "a reason\u202e"}}]}}
+        return 0, json.dumps(report), ""
+
+    scan = policy.start(tmp_path / "plan.json", tmp_path / "root", runner=slow_checkov)
+    assert started.wait(60)  # running while the caller goes on with its own work
+    progress: list[float] = []
+
+    def tick(seconds: float) -> None:
+        progress.append(seconds)
+        if len(progress) == 2:
+            release.set()
+
+    verdict = scan.wait(Masker(), progress=tick, every=0.01)
+    assert len(progress) >= 2 and progress == sorted(progress)
+    assert seen[0][-2:] == ["--repo-root-for-plan-enrichment", str(tmp_path / "root")]
+    assert verdict.passed == 3 and verdict.failed == ()
+    assert verdict.skipped == (policy.Finding("CKV_AWS_144", "replication", "aws_s3_bucket.b", "a reason\\u202e"),)
+    text = render_text(review.Review("x", {}, policy=verdict))
+    assert "0 failed, 1 skipped as justified in the sources" in text
+    assert "CKV_AWS_144 aws_s3_bucket.b: skipped: a reason\\u202e" in text
 
 
 def test_a_bare_plan_json_file_can_be_reviewed(tmp_path, project):

@@ -133,6 +133,10 @@ def run_many(state: State, chosen: list[str], parallelism: int, grouped: bool, t
     click.echo("")
     for result in report.results:
         click.echo(result.line())
+    if report.interrupted:
+        click.secho("Interrupted. The environments that finished keep their results (above); "
+                    "run the command again for the others.", err=True, fg="red")
+        sys.exit(130)
     return report
 
 

@@ -14,7 +14,8 @@ from mlcicd.cli import (
 
 
 @main.command()
-@click.option("--check", is_flag=True, help="Report what is missing or wrong, change nothing; exit 1 if anything is.")
+@click.option("--check", is_flag=True,
+              help="Report every item that is missing or wrong, change nothing; exit 1 if any is.")
 @click.option("--yes", is_flag=True, help="Do not ask before creating or repairing (never asked in CI).")
 @pass_state
 @handle_errors
@@ -22,30 +23,43 @@ def bootstrap(state: State, check: bool, yes: bool) -> None:
     """Create or repair the Terraform state bucket (and lock table) in the devops account.
 
     Idempotent: every hardening item is read back and reported as created, repaired or unchanged.
+    What needs a person (a disabled KMS key, a bucket policy letting another account in) is
+    reported, never changed.
     """
     from mlcicd.backend import UNCHANGED, BackendNotReady, StateBackend
 
-    backend = StateBackend.open(state.config, state.runtime)
+    backend = StateBackend.open(state.config, state.runtime, read_only=check)
     if check or (state.runtime.interactive and not yes):
         status = backend.inspect()
-        for item in status.checks:
-            detail = f": {item.detail}" if item.detail else ""
-            click.echo(f"  {'ok' if item.ok else 'MISSING':8} {item.item}{detail}")
-        if check:
-            if status.needs_bootstrap:
-                raise BackendNotReady(status.missing)
-            click.echo(f"state backend s3://{backend.bucket}: ready")
+        for finding in status.findings:
+            detail = f": {finding.detail}" if finding.detail else ""
+            click.echo(f"  {_label(finding.state):8} {finding.item}{detail}")
+        if status.ready:
+            click.echo(f"state backend s3://{backend.bucket}: ready" + ("" if check else ", nothing to change"))
             return
-        if not status.needs_bootstrap:
-            click.echo(f"state backend s3://{backend.bucket}: ready, nothing to change")
-            return
-        click.confirm(f"Create or repair {len(status.missing)} item(s) in account {backend.account_id}?",
+        if check or not status.to_repair:
+            raise BackendNotReady(status.findings)
+        click.confirm(f"Create or repair {len(status.to_repair)} item(s) in account {backend.account_id}?",
                       abort=True)
-    steps = backend.bootstrap(on_step=lambda s: click.echo(
-        f"  {s.outcome:9} {s.item}" + (f" (was: {s.detail})" if s.detail else "")))
+    steps = backend.bootstrap(on_step=_show_step)
     changed = [s for s in steps if s.outcome != UNCHANGED]
     done = f"{len(changed)} item(s) created or repaired" if changed else "already bootstrapped, nothing changed"
     click.echo(f"state backend s3://{backend.bucket}: {done}")
+
+
+def _label(state: str) -> str:
+    from mlcicd.backend_items import ERROR, MISSING, NOT_CHECKED, OK
+
+    return {OK: "ok", MISSING: "MISSING", ERROR: "ERROR", NOT_CHECKED: "SKIPPED"}[state]
+
+
+def _show_step(step) -> None:
+    from mlcicd.backend import FAILED, SKIPPED
+
+    if step.outcome in (FAILED, SKIPPED):
+        click.echo(f"  {step.outcome:9} {step.item}: {step.detail}")
+    else:
+        click.echo(f"  {step.outcome:9} {step.item}" + (f" (was: {step.detail})" if step.detail else ""))
 
 
 @main.command()

@@ -65,10 +65,15 @@ def init(state: State, env: str, reconfigure: bool) -> None:
 @allow_pending_option
 @click.option("--offline", is_flag=True,
               help="Offline preview: no AWS credentials, network or state backend; the plan cannot be applied.")
+@click.option("--changed", is_flag=True,
+              help="Only the environments a change since --base touches, and those that depend on them.")
+@click.option("--base", metavar="REF", help="With --changed: compare with REF (default: the merge base with "
+              "the configured branch).")
 @pass_state
 @handle_errors
 def plan(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool, out: Path | None,
-         detailed_exitcode: bool, destroy: bool, as_json: bool, allow_pending: bool, offline: bool) -> None:
+         detailed_exitcode: bool, destroy: bool, as_json: bool, allow_pending: bool, offline: bool,
+         changed: bool, base: str | None) -> None:
     """Plan ENV into a plan directory: binary plan, plan.json, summary and manifest.
 
     The directory is what `apply ENV --plan DIR` applies, exactly, after checking it.
@@ -76,6 +81,14 @@ def plan(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grou
     With several environments (or --all) independent ones plan in parallel and a
     one-line-per-environment report ends the run.
     """
+    if changed or base is not None:
+        chosen = _changed_envs(state, envs, all_, changed, base, out, to_stderr=as_json)
+        if chosen:
+            _plan_many(state, chosen, parallelism, grouped, out, detailed_exitcode, destroy, as_json,
+                       allow_pending, offline)
+        elif as_json:
+            click.echo("[]")
+        return
     if all_ or len(envs) != 1:
         _plan_many(state, chosen_envs(state, envs, all_), parallelism, grouped, out, detailed_exitcode,
                    destroy, as_json, allow_pending, offline)
@@ -183,13 +196,16 @@ def force_unlock(state: State, env: str, lock_id: str, yes: bool) -> None:
 
     Only do this when no other run is working on ENV: two runs writing one state corrupt it.
     """
+    from mlcicd.printable import escape
+
     workspace = state.workspace(env)
+    shown = escape(lock_id, one_line=True)
     if not yes:
         _require_interactive(state, False, "force-unlock", flag="--yes")
-        click.confirm(f"Release lock {lock_id} on '{env}'? Make sure no other run is using it.",
+        click.confirm(f"Release lock {shown} on '{env}'? Make sure no other run is using it.",
                       abort=True)
     workspace.force_unlock(lock_id)
-    click.echo(f"{env}: lock {lock_id} released")
+    click.echo(f"{env}: lock {shown} released")
 
 
 def _plan_many(state: State, chosen: list[str], parallelism: int, grouped: bool, out: Path | None,
@@ -213,6 +229,28 @@ def _plan_many(state: State, chosen: list[str], parallelism: int, grouped: bool,
         sys.exit(1)
     if detailed_exitcode and any(r.status == "changes" for r in report.results):
         sys.exit(2)
+
+
+def _changed_envs(state: State, envs: tuple[str, ...], all_: bool, changed: bool, base: str | None,
+                  out: Path | None, to_stderr: bool) -> list[str]:
+    """The environments `--changed` picks, each printed with why (on stderr when stdout is
+    JSON); recorded in OUT for the pull-request review."""
+    from mlcicd import changes
+    from mlcicd.errors import UsageError
+    from mlcicd.printable import escape
+
+    if not changed:
+        raise UsageError("--base goes with --changed")
+    if envs or all_:
+        raise UsageError("--changed picks the environments itself: name none and leave out --all")
+    found = changes.detect(state.config, base)
+    if out is not None:
+        changes.write(out, found)
+    click.echo(escape(f"Changed since {found.base[:12]} ({found.base_label}): {len(found.files)} file(s), "
+                      f"{len(found.chosen) or 'no'} environment(s) to plan", one_line=True), err=to_stderr)
+    for name, reasons in found.chosen.items():  # file names come from the change: escaped
+        click.echo(escape(f"  {name}: {'; '.join(reasons)}", one_line=True), err=to_stderr)
+    return list(found.chosen)
 
 
 def _apply_task(state: State, *, destroy: bool):
@@ -306,18 +344,27 @@ def _offline_plan(state: State, env: str, out: Path | None, destroy: bool) -> Pl
 
 @main.command()
 @with_many_options
+@click.option("--notify-topic", metavar="ARN", envvar="MLCICD_DRIFT_TOPIC_ARN", show_envvar=True,
+              help="Publish one SNS message listing the drifted resources per environment (none when "
+                   "nothing drifted).")
 @pass_state
 @handle_errors
-def drift(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool) -> None:
+def drift(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool,
+          notify_topic: str | None) -> None:
     """Detect drift: a refresh-only plan per environment.
 
-    Exits 2 when any environment drifted (listing the drifted resources), 1 when any failed,
-    0 otherwise. Suited to a scheduled CodeBuild run.
+    Exits 2 when any environment drifted (listing the drifted resources), 1 when any failed
+    or the notification could not be sent, 0 otherwise. Suited to a scheduled CodeBuild run.
     """
+    from mlcicd import notify
     from mlcicd.orchestrate import drift_task
 
+    topic = notify.check_topic(notify_topic) if notify_topic else None
     report = run_many(state, chosen_envs(state, envs, all_), parallelism, grouped,
                        drift_task(state.config, state.runtime))
+    if topic:
+        sent = notify.publish_drift(state.config, state.runtime, report, topic)
+        click.echo(f"notified {topic} (message {sent})" if sent else "nothing drifted: no notification", err=True)
     if report.failed:
         sys.exit(1)
     if any(r.status == "drifted" for r in report.results):
@@ -332,7 +379,7 @@ def drift(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, gro
 def docs(root: Path, check: bool) -> None:
     """Regenerate the Inputs/Outputs tables in every module's README.md.
 
-    The tables come from Terraform's own config loader, between the
+    The tables come from the modules' variable and output blocks, between the
     BEGIN_MLCICD_DOCS/END_MLCICD_DOCS markers; the rest of each README is left alone.
     """
     from mlcicd import moduledoc

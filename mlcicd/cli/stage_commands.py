@@ -3,6 +3,7 @@ status, approve, reject."""
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -18,48 +19,111 @@ from mlcicd.cli import (
 
 
 @main.command()
-@click.argument("plan_path", metavar="DIR", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
-              show_default=True, help="How to print the review.")
+@click.argument("plan_paths", metavar="DIR...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "html"]), default="text",
+              show_default=True, help="How to print the review; html is one self-contained page.")
 @click.option("--fail-on", "fail_on", metavar="KINDS", default="",
               help="Exit 3 if the plan has any of these (comma-separated): destroy, replace, "
-                   "create-before-destroy, destructive, create, update, import, move, forget, drift, output, policy.")
+                   "create-before-destroy, destructive, create, update, import, move, forget, drift, output, policy; "
+                   "or none (the pipeline's REVIEW_FAIL_ON offers it).")
 @click.option("--max-rows", type=click.IntRange(min=0), default=50, show_default=True,
-              help="Rows per section before grouping/cutting (0: all). JSON is never cut.")
+              help="Rows per section before grouping/cutting (0: all). JSON and html are never cut.")
 @click.option("--checkov/--no-checkov", "checkov", default=None,
               help="Run checkov on plan.json (default: when it is installed).")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Also write the review to FILE.")
+              help="Write the review to FILE. With --format html only the headline is printed.")
 @click.option("--exports", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Write PLAN_HEADLINE, PLAN_SHA256, counts and REVIEW_URL as shell exports (CodeBuild).")
+@click.option("--github-pr", "github_pr", type=click.IntRange(min=1), metavar="N",
+              help="Post the review of every DIR (plan directories, or what `plan --out` wrote for several) "
+                   "to pull request N: one comment, updated in place, and a commit status.")
+@click.option("--sha", metavar="SHA", help="With --github-pr: the commit for the status "
+              "(default $CODEBUILD_RESOLVED_SOURCE_VERSION, else the pull request's head).")
+@click.option("--review-url", metavar="URL", default="",
+              help="With --github-pr: where the full review is (default $REVIEW_URL).")
 @pass_state
 @handle_errors
-def review(state: State, plan_path: Path, fmt: str, fail_on: str, max_rows: int, checkov: bool | None,
-           out: Path | None, exports: Path | None) -> None:
-    """Review a plan directory (or a plan.json): counts, destructive changes first, drift,
-    output changes, optional checkov findings. Sensitive values are never shown."""
-    from mlcicd import policy, review_format
+def review(state: State, plan_paths: tuple[Path, ...], fmt: str, fail_on: str, max_rows: int,
+           checkov: bool | None, out: Path | None, exports: Path | None, github_pr: int | None, sha: str | None,
+           review_url: str) -> None:
+    """Review a plan directory (or a plan.json): counts, destructive changes first, each
+    resource's attribute changes, policy documents as diffs, drift, output changes, and
+    checkov's findings. Sensitive values are never shown.
+
+    With --github-pr N, every DIR's review goes to pull request N as one markdown comment.
+    """
     from mlcicd import review as reviewer
+    from mlcicd import review_format
+    from mlcicd.errors import UsageError
     from mlcicd.masking import Masker
-    from mlcicd.pipeline import build_console_url, write_exports
 
     gates = reviewer.parse_gates(fail_on)
+    if github_pr is not None:
+        if exports is not None:
+            raise UsageError("--exports goes with one plan directory, not with --github-pr")
+        _post_to_pull_request(state, plan_paths, github_pr, sha or "", review_url, gates, max_rows, checkov, out)
+        return
+    if len(plan_paths) != 1:
+        raise UsageError("review one plan directory at a time, or pass --github-pr N to post several as one comment")
+    plan_path = plan_paths[0]
+    # A review is one pass over plan.json in a short-lived process, and the plan is millions of
+    # objects without cycles: the collector's walks over them free nothing and took a third of
+    # a big review's time.
+    gc.disable()
     env, sha, plan = reviewer.load(plan_path)
     masker = Masker.from_settings(state.config.masks, state.runtime.environ)
-    result = reviewer.build(env, plan, masker, sha)
-    if checkov or (checkov is None and policy.checkov_available()):
-        plan_json = plan_path / "plan.json" if plan_path.is_dir() else plan_path
-        result = result.with_policy(policy.run_checkov(plan_json, masker))
+    scan = None
+    if checkov is not False:
+        from mlcicd import policy
+
+        if checkov or policy.checkov_available():
+            # Started first, it runs beside the review's own work; the environment's root
+            # module gives it the sources' justified skips.
+            plan_json = plan_path / "plan.json" if plan_path.is_dir() else plan_path
+            root = state.config.environments[env].dir if env in state.config.environments else None
+            click.echo(f"checkov: checking {plan_json.name} in the background…", err=True)
+            scan = policy.start(plan_json, root)
+    result = reviewer.build(env, plan, masker, sha, offline=reviewer.is_offline(plan_path))
+    if scan is not None:
+        result = result.with_policy(scan.wait(masker, progress=lambda s: click.echo(
+            f"checkov: still checking ({s:.0f} s)…", err=True)))
     text = review_format.render(result, fmt, max_rows)
     if out is not None:
         from mlcicd.fsutil import atomic_write
 
         atomic_write(out, text.encode())
     if exports is not None:
+        from mlcicd.pipeline import build_console_url, write_exports
+
         url = build_console_url(state.runtime.codebuild_build_arn)
         write_exports(exports, reviewer.exports(result, review_url=url))
-    click.echo(text, nl=False)
+    if fmt == "html" and out is not None:
+        click.echo(f"{result.headline}\nReview page: {out}")
+    else:
+        click.echo(text, nl=False)
     reviewer.gate(result, gates)
+
+
+def _post_to_pull_request(state: State, paths: tuple[Path, ...], number: int, sha: str, review_url: str,
+                          gates: frozenset[str], max_rows: int, checkov: bool | None, out: Path | None) -> None:
+    """Print and post the comment; a failed post is a warning, the exit code is the review's."""
+    from mlcicd import pr_review
+    from mlcicd.fsutil import atomic_write
+
+    plans, posted = pr_review.review_pull_request(state.config, state.runtime, paths, number, sha=sha,
+                                                  review_url=review_url, gates=gates, max_rows=max_rows,
+                                                  checkov=checkov)
+    if out is not None:
+        atomic_write(out, posted.body.encode())
+    click.echo(posted.body, nl=False)
+    if posted.comment_url:
+        verb = "posted" if posted.created else "updated"
+        click.echo(f"{verb} the review comment: {posted.comment_url}", err=True)
+    if posted.state:
+        click.echo(f"commit status {pr_review.STATUS_CONTEXT}: {posted.state}", err=True)
+    for problem in posted.problems:
+        click.secho(f"Warning: {problem}", err=True, fg="yellow")
+    pr_review.outcome(plans)
 
 
 @main.command("run-pipeline")

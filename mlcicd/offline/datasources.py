@@ -1,7 +1,8 @@
 """What the stand-in answers when Terraform reads a data source.
 
 Data sources the environments depend on get believable values: the caller identity is the
-configured account, region and partition are the configured ones, and
+configured account, region and partition are the configured ones, a KMS key looked up by ARN
+lives in the account that ARN names, and
 `aws_iam_policy_document` builds the real policy JSON from its statements, so an offline plan
 shows the actual IAM policies. Any other data source echoes its configuration and fills the
 computed attributes with known placeholders (a data source may not return unknowns).
@@ -87,6 +88,16 @@ def _prebuilt_ecr_image(state: dict, who: Identity) -> dict:
             "registry_path": f"{registry}.dkr.ecr.{region}.{suffix}/{state.get('repository_name')}:{tag}"}
 
 
+def _kms_key(state: dict, who: Identity) -> dict:
+    # A key looked up by an alias or key ARN lives in the account (and region) the ARN names.
+    key_id = str(state.get("key_id") or "")
+    parts = key_id.split(":")
+    partition, region, account = (parts[1], parts[3], parts[4]) if key_id.startswith("arn:") and len(parts) > 5 \
+        else (who.partition, who.region, who.account)
+    key = "00000000-0000-0000-0000-" + hashlib.sha256(key_id.encode()).hexdigest()[:12]
+    return {"arn": f"arn:{partition}:kms:{region}:{account}:key/{key}", "id": key}
+
+
 def _policy_document(state: dict, who: Identity) -> dict:
     document = policy_document(state)
     text = json.dumps(document, indent=2)
@@ -100,6 +111,7 @@ _READERS: dict[str, Callable[[dict, Identity], dict]] = {
     "aws_partition": _partition,
     "aws_sagemaker_prebuilt_ecr_image": _prebuilt_ecr_image,
     "aws_iam_policy_document": _policy_document,
+    "aws_kms_key": _kms_key,
 }
 
 

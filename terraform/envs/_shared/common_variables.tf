@@ -1,13 +1,10 @@
 # Shared by every environment (each env directory links to this file). mlcicd writes these
-# into every environment's terraform.tfvars.json from mlcicd.yaml.
+# into every environment's terraform.tfvars.json from mlcicd.yaml. Values passed on to modules
+# are checked there, where they are used (project, region and accounts in modules/naming,
+# repository and branch in modules/pipeline).
 variable "project" {
   description = "Project name; prefixes every resource name."
   type        = string
-
-  validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.project))
-    error_message = "project must be 3-32 lowercase letters, digits or '-', starting with a letter."
-  }
 }
 
 variable "environment" {
@@ -23,21 +20,11 @@ variable "environment" {
 variable "region" {
   description = "AWS region every account's resources live in."
   type        = string
-
-  validation {
-    condition     = can(regex("^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$", var.region))
-    error_message = "region must be an AWS region name such as us-east-1."
-  }
 }
 
 variable "accounts" {
   description = "Account id of each role: devops, dev, staging, prod and data (all may be the same account)."
   type        = map(string)
-
-  validation {
-    condition     = alltrue([for role in ["devops", "dev", "staging", "prod", "data"] : can(regex("^[0-9]{12}$", var.accounts[role]))])
-    error_message = "accounts must map each of devops, dev, staging, prod and data to a 12-digit account id."
-  }
 }
 
 variable "account_id" {
@@ -55,7 +42,7 @@ variable "assume_role_arn" {
   type        = string
 
   validation {
-    condition     = can(regex("^(arn:aws[a-z-]*:iam::[0-9]{12}:role/.+)?$", var.assume_role_arn))
+    condition     = var.assume_role_arn == "" || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", var.assume_role_arn))
     error_message = "assume_role_arn must be an IAM role ARN or empty."
   }
 }
@@ -63,19 +50,9 @@ variable "assume_role_arn" {
 variable "repository" {
   description = "GitHub repository the pipeline builds, as owner/repo."
   type        = string
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$", var.repository))
-    error_message = "repository must be owner/repo."
-  }
 }
 
 variable "branch" {
   description = "Branch whose pushes start the pipeline."
   type        = string
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9._/-]{1,200}$", var.branch))
-    error_message = "branch must be a valid branch name."
-  }
 }

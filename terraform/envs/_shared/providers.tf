@@ -6,7 +6,7 @@ provider "aws" {
   # mlcicd renders assume_role_arn empty when Terraform already runs in the target account
   # (the devops environment, or an environment applied with that account's own credentials).
   dynamic "assume_role" {
-    for_each = compact([var.assume_role_arn])
+    for_each = var.assume_role_arn == "" ? [] : [var.assume_role_arn]
 
     content {
       role_arn     = assume_role.value

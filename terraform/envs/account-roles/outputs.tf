@@ -4,6 +4,11 @@ output "deploy_role_arn" {
 }
 
 output "runner_role_arn" {
-  description = "ARN of the role the pipeline assumes to run the target environment's SageMaker pipelines."
+  description = "ARN of the role the pipeline assumes to run the target environment's SageMaker pipelines; null for data."
   value       = module.roles.runner_role_arn
+}
+
+output "plan_role_arn" {
+  description = "ARN of the read-only role that plans the target environment; it writes only the state lock."
+  value       = module.roles.plan_role_arn
 }

@@ -1,9 +1,16 @@
 variable "target_environment" {
   description = "The environment whose roles this applies: dev, staging, prod or data (set per entry in mlcicd.yaml)."
   type        = string
+}
 
-  validation {
-    condition     = contains(["dev", "staging", "prod", "data"], var.target_environment)
-    error_message = "target_environment must be one of dev, staging, prod, data."
-  }
+variable "state_bucket" {
+  description = "Terraform state bucket the plan role reads; null for mlcicd's default name."
+  type        = string
+  default     = null
+}
+
+variable "state_lock_table" {
+  description = "DynamoDB lock table the plan role may lock (state.lock: dynamodb); null for the S3 lockfile."
+  type        = string
+  default     = null
 }

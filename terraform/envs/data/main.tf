@@ -3,7 +3,6 @@ module "data" {
   source = "../../modules/data"
 
   project       = var.project
-  region        = var.region
   accounts      = var.accounts
   force_destroy = var.force_destroy
 }

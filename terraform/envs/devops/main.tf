@@ -12,4 +12,8 @@ module "pipeline" {
   state_bucket        = var.state_bucket
   target_environments = var.target_environments
   notification_emails = var.notification_emails
+
+  pr_preview              = var.pr_preview
+  github_token_secret_arn = var.github_token_secret_arn
+  drift_schedule          = var.drift_schedule
 }

@@ -17,3 +17,8 @@ output "notification_topic_arn" {
   description = "ARN of the SNS topic for approval requests and failed executions."
   value       = module.pipeline.notification_topic_arn
 }
+
+output "readonly_role_arns" {
+  description = "Roles of the PR preview and drift projects, which the accounts' plan roles trust."
+  value       = module.pipeline.readonly_role_arns
+}

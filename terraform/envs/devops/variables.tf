@@ -34,3 +34,21 @@ variable "notification_emails" {
   type        = list(string)
   default     = []
 }
+
+variable "pr_preview" {
+  description = "Whether pull requests are planned with the read-only plan roles and the review posted on them."
+  type        = bool
+  default     = true
+}
+
+variable "github_token_secret_arn" {
+  description = "ARN of the Secrets Manager secret with the GitHub token the PR preview posts with; null: plan without posting."
+  type        = string
+  default     = null
+}
+
+variable "drift_schedule" {
+  description = "Schedule of the drift check (mlcicd.yaml `drift.schedule`, rendered by mlcicd); null turns it off."
+  type        = string
+  default     = "rate(6 hours)"
+}

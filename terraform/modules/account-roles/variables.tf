@@ -1,31 +1,6 @@
 variable "project" {
-  description = "Project name; prefixes every resource name."
+  description = "Project name; prefixes every resource name (checked by the naming module)."
   type        = string
-
-  validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.project))
-    error_message = "project must be 3-32 lowercase letters, digits or '-', starting with a letter."
-  }
-}
-
-variable "region" {
-  description = "AWS region every account's resources live in."
-  type        = string
-
-  validation {
-    condition     = can(regex("^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$", var.region))
-    error_message = "region must be an AWS region name such as us-east-1."
-  }
-}
-
-variable "accounts" {
-  description = "Account id of each role: devops, dev, staging, prod and data (all may be the same account)."
-  type        = map(string)
-
-  validation {
-    condition     = alltrue([for role in ["devops", "dev", "staging", "prod", "data"] : can(regex("^[0-9]{12}$", var.accounts[role]))])
-    error_message = "accounts must map each of devops, dev, staging, prod and data to a 12-digit account id."
-  }
 }
 
 variable "target_environment" {
@@ -38,13 +13,30 @@ variable "target_environment" {
   }
 }
 
+variable "accounts" {
+  description = "Account id of each role: devops, dev, staging, prod and data (checked by the naming module)."
+  type        = map(string)
+}
+
+variable "state_bucket" {
+  description = "Terraform state bucket in the devops account; null for mlcicd's default name (PROJECT-tfstate-DEVOPS_ID-REGION)."
+  type        = string
+  default     = null
+}
+
+variable "state_lock_table" {
+  description = "DynamoDB lock table (mlcicd.yaml state.lock: dynamodb); null when the state is locked with an S3 lockfile."
+  type        = string
+  default     = null
+}
+
 variable "max_session_duration" {
-  description = "Longest session, in seconds, the pipeline can hold either role for (a training run can be long)."
+  description = "Longest session, in seconds, the pipeline can hold a role for (a training run can be long)."
   type        = number
   default     = 14400
 
   validation {
-    condition     = contains(range(3600, 43201, 3600), var.max_session_duration)
+    condition     = var.max_session_duration >= 3600 && var.max_session_duration <= 43200 && var.max_session_duration % 3600 == 0
     error_message = "max_session_duration must be a whole number of hours from 1 to 12, in seconds (3600-43200)."
   }
 }

@@ -6,7 +6,6 @@ module "names" {
   source = "../naming"
 
   project  = var.project
-  region   = var.region
   accounts = var.accounts
 }
 
@@ -14,16 +13,16 @@ locals {
   sagemaker = module.names.sagemaker_role_arns
   runners   = module.names.runner_role_arns
 
-  # Who reads and writes each bucket: the staging training pipeline writes model artefacts,
-  # prod's inference reads them; every ML environment writes predictions, and the pipeline
-  # runners read them to check a test run.
+  # Who reads and writes each bucket: the dev and staging training pipelines write model
+  # artefacts, which every environment's inference reads; every ML environment writes
+  # predictions, and the staging and prod pipeline runners read them to check a run.
   access = {
     datalake = {
       read  = values(local.sagemaker)
       write = []
     }
     models = {
-      read  = [local.sagemaker["prod"], local.runners["staging"], local.runners["prod"]]
+      read  = [local.sagemaker["prod"]]
       write = [local.sagemaker["dev"], local.sagemaker["staging"]]
     }
     predictions = {
@@ -32,53 +31,34 @@ locals {
     }
   }
   key_users = distinct(concat(values(local.sagemaker), [local.runners["staging"], local.runners["prod"]]))
+  # The ML environments' deploy and plan roles look the key up by its alias (data.aws_kms_key)
+  # to hand SageMaker its full ARN: an alias resolves in the caller's account.
+  key_readers = flatten([for env in ["dev", "staging", "prod"] : [module.names.deploy_role_arns[env], module.names.plan_role_arns[env]]])
 }
 
-data "aws_caller_identity" "current" {}
+module "key_users" {
+  source = "../role-grants"
 
-data "aws_iam_policy_document" "key" {
-  #checkov:skip=CKV_AWS_109:In a key policy, Resource "*" is this key; the account statement is the AWS default that lets IAM policies grant use.
-  #checkov:skip=CKV_AWS_111:In a key policy, Resource "*" is this key; the account statement is the AWS default that lets IAM policies grant use.
-  #checkov:skip=CKV_AWS_356:In a key policy, Resource "*" is this key, not every resource.
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
+  grants = {
+    NamedRolesUse = {
+      actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+      resources = ["*"]
+      roles     = local.key_users
     }
-  }
-
-  statement {
-    sid       = "NamedRolesUse"
-    actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
-    resources = ["*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = distinct([for arn in local.key_users : "arn:aws:iam::${split(":", arn)[4]}:root"])
-    }
-
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:PrincipalArn"
-      values   = local.key_users
+    PlanningRolesDescribe = {
+      actions   = ["kms:DescribeKey"]
+      resources = ["*"]
+      roles     = local.key_readers
     }
   }
 }
 
-resource "aws_kms_key" "this" {
-  description             = "${var.project} data: data lake, model artefacts and predictions"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.key.json
-}
+module "key" {
+  source = "../kms-key"
 
-resource "aws_kms_alias" "this" {
-  name          = module.names.data_kms_alias
-  target_key_id = aws_kms_key.this.key_id
+  alias            = trimprefix(module.names.data_kms_alias, "alias/")
+  description      = "${var.project} data: data lake, model artefacts and predictions"
+  policy_documents = [module.key_users.json]
 }
 
 module "bucket" {
@@ -86,7 +66,7 @@ module "bucket" {
   for_each = local.access
 
   name                 = module.names.data_buckets[each.key]
-  kms_key_arn          = aws_kms_key.this.arn
+  kms_key_arn          = module.key.arn
   read_principal_arns  = each.value.read
   write_principal_arns = each.value.write
   force_destroy        = var.force_destroy

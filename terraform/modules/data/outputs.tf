@@ -4,11 +4,11 @@ output "bucket_names" {
 }
 
 output "kms_key_arn" {
-  description = "ARN of the data key."
-  value       = aws_kms_key.this.arn
+  description = "ARN of the data key; services and other accounts must be given this, not the alias."
+  value       = module.key.arn
 }
 
 output "kms_alias_arn" {
-  description = "ARN of the data key's alias, which the ML environments refer to."
-  value       = aws_kms_alias.this.arn
+  description = "ARN of the data key's alias, the name the ML environments look the key up by."
+  value       = module.key.alias_arn
 }

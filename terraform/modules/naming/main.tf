@@ -1,9 +1,18 @@
 # The naming conventions of the whole system, in one place. Every module that must find a
 # resource in another account (a role to trust, a bucket to read, a key to use) derives its
 # name here instead of reading another environment's state. Names carry the environment,
-# so single-account mode (all five ids equal) has no collisions.
+# so single-account mode (all five ids equal) has no collisions. The account, the partition
+# and (unless given) the region come from the provider, so the same names hold in aws, aws-cn and aws-us-gov.
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+data "aws_region" "current" {}
+
 locals {
-  targets = ["dev", "staging", "prod", "data"]
+  partition = data.aws_partition.current.partition
+  region    = coalesce(var.region, data.aws_region.current.region)
+  targets   = ["dev", "staging", "prod", "data"]
 
   # Bucket names are global: the account id keeps them unique across customers.
   data_buckets = {
@@ -20,13 +29,9 @@ locals {
 
   codebuild_role_name = "${var.project}-codebuild"
 
-  deploy_role_arns = {
-    for env in local.targets : env => "arn:aws:iam::${var.accounts[env]}:role/${var.project}-${env}-deploy"
-  }
-  runner_role_arns = {
-    for env in local.targets : env => "arn:aws:iam::${var.accounts[env]}:role/${var.project}-${env}-pipeline-runner"
-  }
-  sagemaker_role_arns = {
-    for env in ["dev", "staging", "prod"] : env => "arn:aws:iam::${var.accounts[env]}:role/${var.project}-${env}-sagemaker"
+  role_arns = {
+    for role in ["deploy", "pipeline-runner", "plan", "sagemaker"] : role => {
+      for env in local.targets : env => "arn:${local.partition}:iam::${var.accounts[env]}:role/${var.project}-${env}-${role}"
+    }
   }
 }

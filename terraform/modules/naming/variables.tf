@@ -9,11 +9,12 @@ variable "project" {
 }
 
 variable "region" {
-  description = "AWS region every account's resources live in."
+  description = "AWS region every account's resources live in; null for the provider's region."
   type        = string
+  default     = null
 
   validation {
-    condition     = can(regex("^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$", var.region))
+    condition     = var.region == null || can(regex("^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$", var.region))
     error_message = "region must be an AWS region name such as us-east-1."
   }
 }

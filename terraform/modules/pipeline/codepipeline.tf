@@ -21,7 +21,7 @@ resource "aws_codepipeline" "this" {
 
     encryption_key {
       type = "KMS"
-      id   = aws_kms_key.this.arn
+      id   = module.key.arn
     }
   }
 
@@ -141,8 +141,11 @@ resource "aws_codepipeline" "this" {
       output_artifacts = ["prodplan"]
 
       configuration = {
-        ProjectName          = aws_codebuild_project.this["plan-prod"].name
-        EnvironmentVariables = jsonencode(local.action_env["plan-prod"])
+        ProjectName = aws_codebuild_project.this["plan-prod"].name
+        # The review page is stored under this execution's id, so the approval links to this plan's page.
+        EnvironmentVariables = jsonencode(concat(local.action_env["plan-prod"], [
+          { name = "PIPELINE_EXECUTION_ID", value = "#{codepipeline.PipelineExecutionId}", type = "PLAINTEXT" },
+        ]))
       }
     }
 
@@ -156,7 +159,7 @@ resource "aws_codepipeline" "this" {
 
       configuration = {
         NotificationArn    = aws_sns_topic.this.arn
-        CustomData         = "Prod plan for commit #{SourceVariables.CommitId}: #{PlanProd.PLAN_HEADLINE}"
+        CustomData         = "Prod plan for commit #{SourceVariables.CommitId}: #{PlanProd.PLAN_HEADLINE} (plan sha256 #{PlanProd.PLAN_SHA256}; Deploy applies only this plan)"
         ExternalEntityLink = "#{PlanProd.REVIEW_URL}"
       }
     }
@@ -174,9 +177,12 @@ resource "aws_codepipeline" "this" {
       input_artifacts = ["source", "prodplan"]
 
       configuration = {
-        ProjectName          = aws_codebuild_project.this["deploy"].name
-        PrimarySource        = "source"
-        EnvironmentVariables = jsonencode(local.action_env["deploy"])
+        ProjectName   = aws_codebuild_project.this["deploy"].name
+        PrimarySource = "source"
+        # The sha256 the approver was shown: apply refuses any other plan.
+        EnvironmentVariables = jsonencode(concat(local.action_env["deploy"], [
+          { name = "PLAN_SHA256", value = "#{PlanProd.PLAN_SHA256}", type = "PLAINTEXT" },
+        ]))
       }
     }
   }

@@ -10,53 +10,24 @@ module "names" {
   accounts = var.accounts
 }
 
-data "aws_caller_identity" "current" {}
-
 locals {
-  account = data.aws_caller_identity.current.account_id
-  name    = "${var.project}-pipeline"
+  account   = module.names.account_id
+  partition = module.names.partition
+  name      = "${var.project}-pipeline"
 
-  # The roles in the target accounts the CodeBuild role may assume, and nothing else.
+  # The roles in the target accounts the CodeBuild role may assume, and nothing else: deploy
+  # (apply), pipeline-runner (SageMaker runs) and the read-only plan role (previews, drift).
   target_role_arns = concat(
     [for env in var.target_environments : module.names.deploy_role_arns[env]],
     [for env in var.target_environments : module.names.runner_role_arns[env]],
+    [for env in var.target_environments : module.names.plan_role_arns[env]],
   )
   log_group_name = "/aws/codebuild/${var.project}"
 }
 
-data "aws_iam_policy_document" "key" {
-  #checkov:skip=CKV_AWS_109:In a key policy, Resource "*" is this key; the account statement is the AWS default that lets IAM policies grant use.
-  #checkov:skip=CKV_AWS_111:In a key policy, Resource "*" is this key; the account statement is the AWS default that lets IAM policies grant use.
-  #checkov:skip=CKV_AWS_356:In a key policy, Resource "*" is this key, not every resource.
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:aws:iam::${local.account}:root"]
-    }
-  }
-
-  # Matched by aws:PrincipalArn so the key can exist before the target roles do.
-  statement {
-    sid       = "TargetRolesUse"
-    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
-    resources = ["*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = distinct([for arn in local.target_role_arns : "arn:aws:iam::${split(":", arn)[4]}:root"])
-    }
-
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:PrincipalArn"
-      values   = local.target_role_arns
-    }
-  }
-
+# Build logs and failure notifications are encrypted with the pipeline's key; the target
+# accounts' roles never touch artifacts (CodeBuild reads them with its own role).
+data "aws_iam_policy_document" "key_services" {
   statement {
     sid       = "LogsEncrypt"
     actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*", "kms:DescribeKey"]
@@ -70,7 +41,7 @@ data "aws_iam_policy_document" "key" {
     condition {
       test     = "ArnEquals"
       variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:aws:logs:${var.region}:${local.account}:log-group:${local.log_group_name}"]
+      values   = ["arn:${local.partition}:logs:${var.region}:${local.account}:log-group:${local.log_group_name}"]
     }
   }
 
@@ -93,45 +64,31 @@ data "aws_iam_policy_document" "key" {
   }
 }
 
-resource "aws_kms_key" "this" {
-  description             = "${local.name}: artifacts, build logs and notifications"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.key.json
-}
+module "key" {
+  source = "../kms-key"
 
-resource "aws_kms_alias" "this" {
-  name          = "alias/${local.name}"
-  target_key_id = aws_kms_key.this.key_id
+  alias            = local.name
+  description      = "${local.name}: artifacts, build logs and notifications"
+  policy_documents = [data.aws_iam_policy_document.key_services.json]
 }
 
 module "artifacts" {
   source = "../secure-bucket"
 
-  name                = "${var.project}-artifacts-${local.account}"
-  kms_key_arn         = aws_kms_key.this.arn
-  read_principal_arns = local.target_role_arns
-  force_destroy       = var.force_destroy
+  name          = "${var.project}-artifacts-${local.account}"
+  kms_key_arn   = module.key.arn
+  force_destroy = var.force_destroy
 }
 
 resource "aws_sns_topic" "this" {
   name              = "${local.name}-notifications"
   display_name      = "${var.project} pipeline"
-  kms_master_key_id = aws_kms_key.this.arn
+  kms_master_key_id = module.key.arn
 }
 
+# The CodePipeline role publishes approval requests through its own identity policy (same
+# account); the topic policy adds only EventBridge, which has no role here.
 data "aws_iam_policy_document" "topic" {
-  statement {
-    sid       = "PipelinePublishes"
-    actions   = ["sns:Publish"]
-    resources = [aws_sns_topic.this.arn]
-
-    principals {
-      type        = "AWS"
-      identifiers = [aws_iam_role.codepipeline.arn]
-    }
-  }
-
   statement {
     sid       = "FailureEventsPublish"
     actions   = ["sns:Publish"]

@@ -25,10 +25,25 @@ output "artifact_bucket" {
 
 output "kms_key_arn" {
   description = "ARN of the KMS key encrypting artifacts, build logs and notifications."
-  value       = aws_kms_key.this.arn
+  value       = module.key.arn
 }
 
 output "notification_topic_arn" {
   description = "ARN of the SNS topic for approval requests and failed executions."
   value       = aws_sns_topic.this.arn
+}
+
+output "readonly_role_arns" {
+  description = "ARN of the role of each read-only CodeBuild project (pr, drift): the principals the accounts' plan roles must trust."
+  value       = { for action, role in aws_iam_role.readonly : action => role.arn }
+}
+
+output "pr_preview_project" {
+  description = "Name of the CodeBuild project that previews pull requests (null when pr_preview is off)."
+  value       = try(aws_codebuild_project.readonly["pr"].name, null)
+}
+
+output "drift_project" {
+  description = "Name of the CodeBuild project that checks for drift on drift_schedule (null when off)."
+  value       = try(aws_codebuild_project.readonly["drift"].name, null)
 }

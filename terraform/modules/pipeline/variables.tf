@@ -1,31 +1,16 @@
 variable "project" {
-  description = "Project name; prefixes every resource name."
+  description = "Project name; prefixes every resource name (checked by the naming module)."
   type        = string
-
-  validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.project))
-    error_message = "project must be 3-32 lowercase letters, digits or '-', starting with a letter."
-  }
 }
 
 variable "region" {
-  description = "AWS region every account's resources live in."
+  description = "AWS region every account's resources live in (checked by the naming module)."
   type        = string
-
-  validation {
-    condition     = can(regex("^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$", var.region))
-    error_message = "region must be an AWS region name such as us-east-1."
-  }
 }
 
 variable "accounts" {
-  description = "Account id of each role: devops, dev, staging, prod and data (all may be the same account)."
+  description = "Account id of each role: devops, dev, staging, prod and data (checked by the naming module)."
   type        = map(string)
-
-  validation {
-    condition     = alltrue([for role in ["devops", "dev", "staging", "prod", "data"] : can(regex("^[0-9]{12}$", var.accounts[role]))])
-    error_message = "accounts must map each of devops, dev, staging, prod and data to a 12-digit account id."
-  }
 }
 
 variable "repository" {
@@ -102,7 +87,7 @@ variable "build_timeouts" {
   }
 
   validation {
-    condition     = alltrue([for action in ["build", "train", "test", "plan-prod", "deploy"] : contains([floor(max(5, min(2160, var.build_timeouts[action])))], var.build_timeouts[action])])
+    condition     = alltrue([for action in ["build", "train", "test", "plan-prod", "deploy"] : var.build_timeouts[action] >= 5 && var.build_timeouts[action] <= 2160 && floor(var.build_timeouts[action]) == var.build_timeouts[action]])
     error_message = "build_timeouts must give build, train, test, plan-prod and deploy each a whole number of minutes from 5 to 2160."
   }
 }
@@ -144,4 +129,43 @@ variable "force_destroy" {
   description = "Whether destroying the artifact bucket also deletes its objects (for throwaway setups only)."
   type        = bool
   default     = false
+}
+
+variable "pr_preview" {
+  description = "Whether pull requests against `branch` are planned with the read-only plan roles and the review posted on the pull request (never applied)."
+  type        = bool
+  default     = true
+}
+
+variable "pr_preview_comment_approval" {
+  description = "Which pull requests wait for a `/codebuild_run(SHA)` comment from a repository writer before they are planned: ALL_PULL_REQUESTS (from anyone without write access), FORK_PULL_REQUESTS, or DISABLED."
+  type        = string
+  default     = "ALL_PULL_REQUESTS"
+
+  validation {
+    condition     = contains(["ALL_PULL_REQUESTS", "FORK_PULL_REQUESTS", "DISABLED"], var.pr_preview_comment_approval)
+    error_message = "pr_preview_comment_approval must be ALL_PULL_REQUESTS, FORK_PULL_REQUESTS or DISABLED."
+  }
+}
+
+variable "github_token_secret_arn" {
+  description = "ARN of a Secrets Manager secret holding the GitHub token the PR preview posts its comment and commit status with (null: the preview plans but cannot post)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = alltrue([for arn in compact([var.github_token_secret_arn]) : can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", arn))])
+    error_message = "github_token_secret_arn must be a Secrets Manager secret ARN or null."
+  }
+}
+
+variable "drift_schedule" {
+  description = "EventBridge schedule expression on which `mlcicd drift --all` runs with the plan roles and notifies the topic of drifted resources, e.g. rate(6 hours); null turns it off."
+  type        = string
+  default     = "rate(6 hours)"
+
+  validation {
+    condition     = alltrue([for expression in compact([var.drift_schedule]) : can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\\)|cron\\([^()]+\\))$", expression))])
+    error_message = "drift_schedule must be rate(N unit) or cron(...) or null."
+  }
 }

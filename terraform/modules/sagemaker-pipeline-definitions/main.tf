@@ -21,6 +21,16 @@ locals {
     infer      = ["python3", "${local.processing}/code/infer.py"]
   }
 
+  # Processing steps run the scikit-learn image with one of the entry points, on one instance.
+  app = { for step, command in local.entrypoint : step => { ImageUri = var.sklearn_image_uri, ContainerEntrypoint = command } }
+  cluster = {
+    for name, type in {
+      train_processing = local.train_param.processing_type
+      infer_processing = local.infer_param.processing_type
+      infer_inference  = local.infer_param.inference_type
+    } : name => { ClusterConfig = { InstanceCount = 1, InstanceType = type, VolumeSizeInGB = 30 } }
+  }
+
   execution_id = { Get = "Execution.PipelineExecutionId" }
   tags = [
     { Key = "project", Value = var.project },
@@ -89,9 +99,7 @@ locals {
         Name = "Preprocess"
         Type = "Processing"
         Arguments = merge(local.processing_job, {
-          AppSpecification = {
-            ImageUri            = var.sklearn_image_uri
-            ContainerEntrypoint = local.entrypoint.preprocess
+          AppSpecification = merge(local.app.preprocess, {
             ContainerArguments = [
               "--mode", "fit",
               "--input", "${local.processing}/input",
@@ -99,10 +107,8 @@ locals {
               "--test-output", "${local.processing}/test",
               "--preprocessor-output", "${local.processing}/preprocessor",
             ]
-          }
-          ProcessingResources = {
-            ClusterConfig = { InstanceCount = 1, InstanceType = local.train_param.processing_type, VolumeSizeInGB = 30 }
-          }
+          })
+          ProcessingResources = local.cluster.train_processing
           ProcessingInputs = [
             local.code_input,
             {
@@ -162,18 +168,14 @@ locals {
         Name = "Evaluate"
         Type = "Processing"
         Arguments = merge(local.processing_job, {
-          AppSpecification = {
-            ImageUri            = var.sklearn_image_uri
-            ContainerEntrypoint = local.entrypoint.evaluate
+          AppSpecification = merge(local.app.evaluate, {
             ContainerArguments = [
               "--model", "${local.processing}/model",
               "--test", "${local.processing}/test",
               "--output", "${local.processing}/evaluation",
             ]
-          }
-          ProcessingResources = {
-            ClusterConfig = { InstanceCount = 1, InstanceType = local.train_param.processing_type, VolumeSizeInGB = 30 }
-          }
+          })
+          ProcessingResources = local.cluster.train_processing
           ProcessingInputs = [
             local.code_input,
             {
@@ -305,19 +307,15 @@ locals {
         Name = "Preprocess"
         Type = "Processing"
         Arguments = merge(local.processing_job, {
-          AppSpecification = {
-            ImageUri            = var.sklearn_image_uri
-            ContainerEntrypoint = local.entrypoint.preprocess
+          AppSpecification = merge(local.app.preprocess, {
             ContainerArguments = [
               "--mode", "transform",
               "--input", "${local.processing}/input",
               "--model", "${local.processing}/model",
               "--features-output", "${local.processing}/features",
             ]
-          }
-          ProcessingResources = {
-            ClusterConfig = { InstanceCount = 1, InstanceType = local.infer_param.processing_type, VolumeSizeInGB = 30 }
-          }
+          })
+          ProcessingResources = local.cluster.infer_processing
           ProcessingInputs = [
             local.code_input,
             local.model_input,
@@ -333,18 +331,14 @@ locals {
         Name = "Predict"
         Type = "Processing"
         Arguments = merge(local.processing_job, {
-          AppSpecification = {
-            ImageUri            = var.sklearn_image_uri
-            ContainerEntrypoint = local.entrypoint.infer
+          AppSpecification = merge(local.app.infer, {
             ContainerArguments = [
               "--model", "${local.processing}/model",
               "--features", "${local.processing}/features",
               "--output", "${local.processing}/predictions",
             ]
-          }
-          ProcessingResources = {
-            ClusterConfig = { InstanceCount = 1, InstanceType = local.infer_param.inference_type, VolumeSizeInGB = 30 }
-          }
+          })
+          ProcessingResources = local.cluster.infer_inference
           ProcessingInputs = [
             local.code_input,
             local.model_input,

@@ -24,7 +24,7 @@ variable "role_arn" {
 
   validation {
     condition     = can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", var.role_arn))
-    error_message = "role_arn must be an IAM role ARN (arn:aws:iam::123456789012:role/NAME)."
+    error_message = "role_arn must be an IAM role ARN (arn:PARTITION:iam::123456789012:role/NAME)."
   }
 }
 
@@ -54,9 +54,7 @@ variable "inference_data_uri" {
   default     = null
 
   validation {
-    # null (use input_data_uri) stands in as a valid URI; functions, not operators, keep the
-    # module readable by mlcicd's config loader.
-    condition     = can(regex("^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", coalesce(var.inference_data_uri, "s3://unset")))
+    condition     = var.inference_data_uri == null || can(regex("^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", var.inference_data_uri))
     error_message = "inference_data_uri must be an s3://BUCKET/KEY URI."
   }
 }
@@ -96,8 +94,8 @@ variable "output_kms_key_arn" {
   type        = string
 
   validation {
-    condition     = can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/.+$", var.output_kms_key_arn))
-    error_message = "output_kms_key_arn must be a KMS key or alias ARN."
+    condition     = can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.output_kms_key_arn))
+    error_message = "output_kms_key_arn must be a KMS key ARN, not an alias: an alias resolves in the account of whoever uses it."
   }
 }
 
@@ -106,8 +104,7 @@ variable "metric_threshold" {
   type        = number
 
   validation {
-    # "Clamping to [0, 1] changes nothing", written with functions for mlcicd's config loader.
-    condition     = contains([min(max(var.metric_threshold, 0), 1)], var.metric_threshold)
+    condition     = var.metric_threshold >= 0 && var.metric_threshold <= 1
     error_message = "metric_threshold is an AUC and must be between 0 and 1."
   }
 }
@@ -158,7 +155,7 @@ variable "max_runtime_in_seconds" {
   default     = 3600
 
   validation {
-    condition     = contains([min(max(var.max_runtime_in_seconds, 60), 86400)], var.max_runtime_in_seconds)
+    condition     = var.max_runtime_in_seconds >= 60 && var.max_runtime_in_seconds <= 86400
     error_message = "max_runtime_in_seconds must be between 60 and 86400."
   }
 }

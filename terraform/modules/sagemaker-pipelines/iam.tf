@@ -24,6 +24,13 @@ resource "aws_iam_role" "sagemaker" {
   assume_role_policy = data.aws_iam_policy_document.trust.json
 }
 
+locals {
+  sagemaker_arn = "arn:${local.partition}:sagemaker:${local.region}:${local.account}"
+  data_bucket_arns = {
+    for purpose, bucket in local.data_buckets : purpose => ["arn:${local.partition}:s3:::${bucket}", "arn:${local.partition}:s3:::${bucket}/*"]
+  }
+}
+
 data "aws_iam_policy_document" "sagemaker" {
   statement {
     sid       = "ReadCode"
@@ -31,43 +38,40 @@ data "aws_iam_policy_document" "sagemaker" {
     resources = [module.code_bucket.arn, "${module.code_bucket.arn}/*"]
   }
 
+  # Inference reads the model artefacts the training pipelines (dev's, staging's) wrote.
   statement {
-    sid     = "ReadDataLake"
-    actions = ["s3:GetObject", "s3:ListBucket"]
-    resources = [
-      "arn:aws:s3:::${local.data_buckets["datalake"]}",
-      "arn:aws:s3:::${local.data_buckets["datalake"]}/*",
-    ]
+    sid       = "ReadDataAndModels"
+    actions   = ["s3:GetObject", "s3:ListBucket"]
+    resources = concat(local.data_bucket_arns["datalake"], local.data_bucket_arns["models"])
+  }
+
+  # Inference writes the features it scores and the predictions, and reads the features back.
+  statement {
+    sid       = "WritePredictions"
+    actions   = ["s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = local.data_bucket_arns["predictions"]
+  }
+
+  dynamic "statement" {
+    for_each = var.training_enabled ? ["models"] : []
+
+    content {
+      sid       = "WriteModelArtefacts"
+      actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+      resources = local.data_bucket_arns[statement.value]
+    }
   }
 
   statement {
-    sid     = "WriteArtefactsAndPredictions"
-    actions = ["s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:AbortMultipartUpload"]
-    resources = [
-      "arn:aws:s3:::${local.data_buckets["models"]}",
-      "arn:aws:s3:::${local.data_buckets["models"]}/*",
-      "arn:aws:s3:::${local.data_buckets["predictions"]}",
-      "arn:aws:s3:::${local.data_buckets["predictions"]}/*",
-    ]
+    sid       = "ReadCodeKey"
+    actions   = ["kms:Decrypt"]
+    resources = [module.key.arn]
   }
 
-  statement {
-    sid       = "UseEnvironmentKey"
-    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey", "kms:CreateGrant"]
-    resources = [aws_kms_key.this.arn]
-  }
-
-  # The data key lives in the data account; its alias is the name both sides agree on.
   statement {
     sid       = "UseDataKey"
-    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
-    resources = ["arn:aws:kms:${var.region}:${var.accounts["data"]}:key/*"]
-
-    condition {
-      test     = "ForAnyValue:StringEquals"
-      variable = "kms:ResourceAliases"
-      values   = [module.names.data_kms_alias]
-    }
+    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"]
+    resources = [data.aws_kms_key.data.arn]
   }
 
   statement {
@@ -79,13 +83,13 @@ data "aws_iam_policy_document" "sagemaker" {
   statement {
     sid       = "PullScikitLearnImage"
     actions   = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
-    resources = ["arn:aws:ecr:${var.region}:${data.aws_sagemaker_prebuilt_ecr_image.sklearn.registry_id}:repository/sagemaker-scikit-learn"]
+    resources = ["arn:${local.partition}:ecr:${local.region}:${data.aws_sagemaker_prebuilt_ecr_image.sklearn.registry_id}:repository/sagemaker-scikit-learn"]
   }
 
   statement {
     sid       = "Logs"
     actions   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
-    resources = ["arn:aws:logs:${var.region}:${local.account}:log-group:/aws/sagemaker/*"]
+    resources = ["arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/aws/sagemaker/*"]
   }
 
   statement {
@@ -100,17 +104,16 @@ data "aws_iam_policy_document" "sagemaker" {
     }
   }
 
+  # The pipelines start their steps' jobs as this role; job names are generated per execution.
   statement {
     sid = "RunJobs"
     actions = [
       "sagemaker:AddTags",
       "sagemaker:CreateModel",
-      "sagemaker:CreateModelPackage",
       "sagemaker:CreateProcessingJob",
       "sagemaker:CreateTrainingJob",
       "sagemaker:CreateTransformJob",
       "sagemaker:DescribeModel",
-      "sagemaker:DescribeModelPackage",
       "sagemaker:DescribeProcessingJob",
       "sagemaker:DescribeTrainingJob",
       "sagemaker:DescribeTransformJob",
@@ -118,7 +121,18 @@ data "aws_iam_policy_document" "sagemaker" {
       "sagemaker:StopTrainingJob",
       "sagemaker:StopTransformJob",
     ]
-    resources = ["arn:aws:sagemaker:${var.region}:${local.account}:*"]
+    resources = [
+      "${local.sagemaker_arn}:model/*",
+      "${local.sagemaker_arn}:processing-job/*",
+      "${local.sagemaker_arn}:training-job/*",
+      "${local.sagemaker_arn}:transform-job/*",
+    ]
+  }
+
+  statement {
+    sid       = "RegisterModels"
+    actions   = ["sagemaker:AddTags", "sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage"]
+    resources = ["${local.sagemaker_arn}:model-package/${local.prefix}-models/*", aws_sagemaker_model_package_group.this.arn]
   }
 
   statement {

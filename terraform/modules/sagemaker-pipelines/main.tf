@@ -6,52 +6,36 @@ module "names" {
   source = "../naming"
 
   project  = var.project
-  region   = var.region
   accounts = var.accounts
 }
 
-data "aws_caller_identity" "current" {}
-
 locals {
   prefix       = "${var.project}-${var.environment}"
-  account      = data.aws_caller_identity.current.account_id
+  account      = module.names.account_id
+  partition    = module.names.partition
+  region       = module.names.region
   data_buckets = module.names.data_buckets
   code_prefix  = "code"
 }
 
-resource "aws_kms_key" "this" {
-  description             = "${local.prefix}: ML code and job volumes"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.key.json
+# The data key lives in the data account. Jobs are handed its full ARN: an alias would be
+# resolved in the account of whoever uses it, not in the data account.
+data "aws_kms_key" "data" {
+  key_id = module.names.data_kms_alias_arn
 }
 
-resource "aws_kms_alias" "this" {
-  name          = "alias/${local.prefix}"
-  target_key_id = aws_kms_key.this.key_id
-}
+module "key" {
+  source = "../kms-key"
 
-data "aws_iam_policy_document" "key" {
-  #checkov:skip=CKV_AWS_109:In a key policy, Resource "*" is this key; the account statement is the AWS default that lets IAM policies grant use.
-  #checkov:skip=CKV_AWS_111:In a key policy, Resource "*" is this key; the account statement is the AWS default that lets IAM policies grant use.
-  #checkov:skip=CKV_AWS_356:In a key policy, Resource "*" is this key, not every resource.
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:aws:iam::${local.account}:root"]
-    }
-  }
+  alias       = local.prefix
+  description = "${local.prefix}: ML code"
 }
 
 module "code_bucket" {
   source = "../secure-bucket"
 
   name                = module.names.code_buckets[var.environment]
-  kms_key_arn         = aws_kms_key.this.arn
+  kms_key_arn         = module.key.arn
   read_principal_arns = [aws_iam_role.sagemaker.arn]
   force_destroy       = var.force_destroy
 }
@@ -66,12 +50,12 @@ resource "aws_s3_object" "code" {
   key         = "${local.code_prefix}/${each.key}"
   source      = each.value
   source_hash = filemd5(each.value)
-  kms_key_id  = aws_kms_key.this.arn
+  kms_key_id  = module.key.arn
 }
 
 data "aws_sagemaker_prebuilt_ecr_image" "sklearn" {
   repository_name = "sagemaker-scikit-learn"
-  image_tag       = var.sklearn_image_tag
+  image_tag       = var.jobs.sklearn_image_tag
 }
 
 resource "aws_sagemaker_model_package_group" "this" {
@@ -79,32 +63,25 @@ resource "aws_sagemaker_model_package_group" "this" {
   model_package_group_description = "Models trained and approved by the ${local.prefix} training pipeline."
 }
 
-# Lets prod's roles read the packages registered in this environment; named like the bucket
-# grants (account principal, role matched by aws:PrincipalArn) so prod may be applied later.
-data "aws_iam_policy_document" "model_packages" {
-  statement {
-    sid       = "ReadModelPackages"
-    actions   = ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages"]
-    resources = ["arn:aws:sagemaker:${var.region}:${local.account}:model-package/${local.prefix}-models/*", aws_sagemaker_model_package_group.this.arn]
+# Lets other environments' roles (prod's pipeline runner) read the packages registered here,
+# so prod may be applied later. Their own identity policies must allow it too.
+module "model_package_readers" {
+  source = "../role-grants"
 
-    principals {
-      type        = "AWS"
-      identifiers = distinct([for arn in var.model_package_reader_arns : "arn:aws:iam::${split(":", arn)[4]}:root"])
-    }
-
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:PrincipalArn"
-      values   = var.model_package_reader_arns
+  grants = {
+    ReadModelPackages = {
+      actions   = ["sagemaker:DescribeModelPackage"]
+      resources = ["arn:${local.partition}:sagemaker:${local.region}:${local.account}:model-package/${local.prefix}-models/*"]
+      roles     = var.model_package_reader_arns
     }
   }
 }
 
 resource "aws_sagemaker_model_package_group_policy" "this" {
-  count = can(var.model_package_reader_arns[0]) ? 1 : 0
+  count = length(var.model_package_reader_arns) > 0 ? 1 : 0
 
   model_package_group_name = aws_sagemaker_model_package_group.this.model_package_group_name
-  resource_policy          = data.aws_iam_policy_document.model_packages.json
+  resource_policy          = module.model_package_readers.json
 }
 
 module "definitions" {
@@ -118,33 +95,40 @@ module "definitions" {
   model_s3_uri             = "s3://${local.data_buckets["models"]}/${var.environment}/"
   predictions_s3_uri       = "s3://${local.data_buckets["predictions"]}/${var.environment}/"
   model_package_group_name = aws_sagemaker_model_package_group.this.model_package_group_name
-  output_kms_key_arn       = module.names.data_kms_alias_arn
-  metric_threshold         = var.metric_threshold
-  processing_instance_type = var.processing_instance_type
-  training_instance_type   = var.training_instance_type
-  inference_instance_type  = var.inference_instance_type
+  output_kms_key_arn       = data.aws_kms_key.data.arn
+  metric_threshold         = var.jobs.metric_threshold
+  processing_instance_type = var.jobs.processing_instance_type
+  training_instance_type   = var.jobs.training_instance_type
+  inference_instance_type  = var.jobs.inference_instance_type
   sklearn_image_uri        = data.aws_sagemaker_prebuilt_ecr_image.sklearn.registry_path
 }
 
 # Inline definitions: a definition read from S3 shows a spurious diff on every plan.
-resource "aws_sagemaker_pipeline" "training" {
-  count = var.training_enabled ? 1 : 0
-
-  pipeline_name         = "${local.prefix}-training"
-  pipeline_display_name = "${local.prefix}-training"
-  pipeline_description  = "Preprocess, train, evaluate, and register the model when its metric passes ${var.metric_threshold}."
-  role_arn              = aws_iam_role.sagemaker.arn
-  pipeline_definition   = module.definitions.training_definition
-
-  depends_on = [aws_s3_object.code, aws_iam_role_policy.sagemaker]
+locals {
+  pipelines = merge(
+    var.training_enabled ? {
+      training = {
+        description = "Preprocess, train, evaluate, and register the model when its metric passes ${var.jobs.metric_threshold}."
+        definition  = module.definitions.training_definition
+      }
+    } : {},
+    {
+      inference = {
+        description = "Preprocess, batch-predict with a registered model, and write the predictions to the data account."
+        definition  = module.definitions.inference_definition
+      }
+    },
+  )
 }
 
-resource "aws_sagemaker_pipeline" "inference" {
-  pipeline_name         = "${local.prefix}-inference"
-  pipeline_display_name = "${local.prefix}-inference"
-  pipeline_description  = "Preprocess, batch-predict with a registered model, and write the predictions to the data account."
+resource "aws_sagemaker_pipeline" "this" {
+  for_each = local.pipelines
+
+  pipeline_name         = "${local.prefix}-${each.key}"
+  pipeline_display_name = "${local.prefix}-${each.key}"
+  pipeline_description  = each.value.description
   role_arn              = aws_iam_role.sagemaker.arn
-  pipeline_definition   = module.definitions.inference_definition
+  pipeline_definition   = each.value.definition
 
   depends_on = [aws_s3_object.code, aws_iam_role_policy.sagemaker]
 }

@@ -1,11 +1,11 @@
 output "training_pipeline_name" {
   description = "Name of the training pipeline; null when training_enabled is false."
-  value       = one(aws_sagemaker_pipeline.training[*].pipeline_name)
+  value       = try(aws_sagemaker_pipeline.this["training"].pipeline_name, null)
 }
 
 output "inference_pipeline_name" {
   description = "Name of the inference pipeline."
-  value       = aws_sagemaker_pipeline.inference.pipeline_name
+  value       = aws_sagemaker_pipeline.this["inference"].pipeline_name
 }
 
 output "model_package_group_name" {

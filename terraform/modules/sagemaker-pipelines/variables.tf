@@ -1,31 +1,11 @@
 variable "project" {
-  description = "Project name; prefixes every resource name."
+  description = "Project name; prefixes every resource name (checked by the naming module)."
   type        = string
-
-  validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.project))
-    error_message = "project must be 3-32 lowercase letters, digits or '-', starting with a letter."
-  }
-}
-
-variable "region" {
-  description = "AWS region every account's resources live in."
-  type        = string
-
-  validation {
-    condition     = can(regex("^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$", var.region))
-    error_message = "region must be an AWS region name such as us-east-1."
-  }
 }
 
 variable "accounts" {
-  description = "Account id of each role: devops, dev, staging, prod and data (all may be the same account)."
+  description = "Account id of each role: devops, dev, staging, prod and data (checked by the naming module)."
   type        = map(string)
-
-  validation {
-    condition     = alltrue([for role in ["devops", "dev", "staging", "prod", "data"] : can(regex("^[0-9]{12}$", var.accounts[role]))])
-    error_message = "accounts must map each of devops, dev, staging, prod and data to a 12-digit account id."
-  }
 }
 
 variable "environment" {
@@ -44,58 +24,20 @@ variable "training_enabled" {
   default     = true
 }
 
-variable "metric_threshold" {
-  description = "Lowest evaluation metric (between 0 and 1) at which the training pipeline registers the model."
-  type        = number
-  default     = 0.75
+variable "jobs" {
+  description = "How the pipelines' jobs run, each setting optional: the metric threshold (0-1) at which training registers a model, the processing, training and inference instance types, and the scikit-learn image tag. sagemaker-pipeline-definitions checks them."
+  type = object({
+    metric_threshold         = optional(number, 0.75)
+    processing_instance_type = optional(string, "ml.m5.large")
+    training_instance_type   = optional(string, "ml.m5.large")
+    inference_instance_type  = optional(string, "ml.m5.large")
+    sklearn_image_tag        = optional(string, "1.2-1-cpu-py3")
+  })
+  default = {}
 
   validation {
-    condition     = contains([max(0, min(1, var.metric_threshold))], var.metric_threshold)
-    error_message = "metric_threshold must be between 0 and 1."
-  }
-}
-
-variable "processing_instance_type" {
-  description = "Instance type of the preprocessing and evaluation jobs."
-  type        = string
-  default     = "ml.m5.large"
-
-  validation {
-    condition     = can(regex("^ml\\.[a-z0-9]+\\.[a-z0-9]+$", var.processing_instance_type))
-    error_message = "processing_instance_type must be a SageMaker instance type such as ml.m5.large."
-  }
-}
-
-variable "training_instance_type" {
-  description = "Instance type of the training job."
-  type        = string
-  default     = "ml.m5.large"
-
-  validation {
-    condition     = can(regex("^ml\\.[a-z0-9]+\\.[a-z0-9]+$", var.training_instance_type))
-    error_message = "training_instance_type must be a SageMaker instance type such as ml.m5.large."
-  }
-}
-
-variable "inference_instance_type" {
-  description = "Instance type of the batch transform job."
-  type        = string
-  default     = "ml.m5.large"
-
-  validation {
-    condition     = can(regex("^ml\\.[a-z0-9]+\\.[a-z0-9]+$", var.inference_instance_type))
-    error_message = "inference_instance_type must be a SageMaker instance type such as ml.m5.large."
-  }
-}
-
-variable "sklearn_image_tag" {
-  description = "Tag of the SageMaker prebuilt scikit-learn image the jobs run in."
-  type        = string
-  default     = "1.2-1-cpu-py3"
-
-  validation {
-    condition     = can(regex("^[0-9][0-9a-z.-]*$", var.sklearn_image_tag))
-    error_message = "sklearn_image_tag must be an image tag such as 1.2-1-cpu-py3."
+    condition     = can(regex("^[0-9][0-9a-z.-]*$", var.jobs.sklearn_image_tag))
+    error_message = "jobs.sklearn_image_tag must be an image tag such as 1.2-1-cpu-py3."
   }
 }
 
@@ -103,11 +45,6 @@ variable "model_package_reader_arns" {
   description = "IAM role ARNs in other accounts (prod) allowed to read this environment's registered model packages."
   type        = list(string)
   default     = []
-
-  validation {
-    condition     = alltrue([for arn in var.model_package_reader_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", arn))])
-    error_message = "model_package_reader_arns must be IAM role ARNs."
-  }
 }
 
 variable "force_destroy" {

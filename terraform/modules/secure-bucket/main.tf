@@ -66,26 +66,20 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
   depends_on = [aws_s3_bucket_versioning.this]
 }
 
+data "aws_partition" "current" {}
+
 locals {
-  # Statements name the principal's account and match the role with aws:PrincipalArn: IAM
-  # rejects a policy whose principal role does not exist yet, and the roles of other
-  # environments are created after this bucket.
-  grants = {
-    for access, arns in { read = var.read_principal_arns, write = var.write_principal_arns } :
-    access => arns if can(arns[0])
-  }
-  actions = {
-    read  = ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation"]
-    write = ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation", "s3:PutObject", "s3:AbortMultipartUpload"]
-  }
+  # The bucket and its objects, from the name: known while planning, so the policy is too.
+  resources    = ["arn:${data.aws_partition.current.partition}:s3:::${var.name}", "arn:${data.aws_partition.current.partition}:s3:::${var.name}/*"]
+  read_actions = ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation"]
 }
 
-data "aws_iam_policy_document" "this" {
+data "aws_iam_policy_document" "tls" {
   statement {
     sid       = "EnforcedTLS"
     effect    = "Deny"
     actions   = ["s3:*"]
-    resources = [aws_s3_bucket.this.arn, "${aws_s3_bucket.this.arn}/*"]
+    resources = local.resources
 
     principals {
       type        = "*"
@@ -98,33 +92,29 @@ data "aws_iam_policy_document" "this" {
       values   = ["false"]
     }
   }
+}
 
-  dynamic "statement" {
-    for_each = local.grants
+module "policy" {
+  source = "../role-grants"
 
-    content {
-      sid       = "Allow${title(statement.key)}"
-      effect    = "Allow"
-      actions   = local.actions[statement.key]
-      resources = [aws_s3_bucket.this.arn, "${aws_s3_bucket.this.arn}/*"]
-
-      principals {
-        type        = "AWS"
-        identifiers = distinct([for arn in statement.value : "arn:aws:iam::${split(":", arn)[4]}:root"])
-      }
-
-      condition {
-        test     = "ArnEquals"
-        variable = "aws:PrincipalArn"
-        values   = statement.value
-      }
+  source_policy_documents = [data.aws_iam_policy_document.tls.json]
+  grants = {
+    AllowRead = {
+      actions   = local.read_actions
+      resources = local.resources
+      roles     = var.read_principal_arns
+    }
+    AllowWrite = {
+      actions   = concat(local.read_actions, ["s3:PutObject", "s3:AbortMultipartUpload"])
+      resources = local.resources
+      roles     = var.write_principal_arns
     }
   }
 }
 
 resource "aws_s3_bucket_policy" "this" {
   bucket = aws_s3_bucket.this.id
-  policy = data.aws_iam_policy_document.this.json
+  policy = module.policy.json
 
   depends_on = [aws_s3_bucket_public_access_block.this]
 }

@@ -13,31 +13,21 @@ variable "kms_key_arn" {
   type        = string
 
   validation {
-    condition     = can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/.+$", var.kms_key_arn))
-    error_message = "kms_key_arn must be a KMS key or alias ARN."
+    condition     = can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN (not an alias: S3 resolves an alias in the caller's account)."
   }
 }
 
 variable "read_principal_arns" {
-  description = "IAM role ARNs (any account) allowed to list and read objects."
+  description = "IAM role ARNs (any account) allowed to list and read objects (checked by role-grants)."
   type        = list(string)
   default     = []
-
-  validation {
-    condition     = alltrue([for arn in var.read_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", arn))])
-    error_message = "read_principal_arns must be IAM role ARNs."
-  }
 }
 
 variable "write_principal_arns" {
-  description = "IAM role ARNs (any account) allowed to list, read and write objects."
+  description = "IAM role ARNs (any account) allowed to list, read and write objects (checked by role-grants)."
   type        = list(string)
   default     = []
-
-  validation {
-    condition     = alltrue([for arn in var.write_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", arn))])
-    error_message = "write_principal_arns must be IAM role ARNs."
-  }
 }
 
 variable "noncurrent_version_days" {
@@ -46,7 +36,7 @@ variable "noncurrent_version_days" {
   default     = 90
 
   validation {
-    condition     = contains([floor(max(1, min(3650, var.noncurrent_version_days)))], var.noncurrent_version_days)
+    condition     = var.noncurrent_version_days >= 1 && var.noncurrent_version_days <= 3650 && floor(var.noncurrent_version_days) == var.noncurrent_version_days
     error_message = "noncurrent_version_days must be a whole number of days from 1 to 3650."
   }
 }

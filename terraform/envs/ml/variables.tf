@@ -1,14 +1,8 @@
-# Shared by the ML environments dev, staging and prod (each links to this file); set them
-# per environment under `vars` in mlcicd.yaml.
+# Set per environment under `vars` in mlcicd.yaml.
 variable "metric_threshold" {
   description = "Lowest evaluation metric (between 0 and 1) at which the training pipeline registers the model."
   type        = number
   default     = 0.75
-
-  validation {
-    condition     = contains([max(0, min(1, var.metric_threshold))], var.metric_threshold)
-    error_message = "metric_threshold must be between 0 and 1."
-  }
 }
 
 variable "processing_instance_type" {

@@ -1,0 +1,173 @@
+"""The values of a review: one resource change's attributes as an approver reads them.
+
+Which attributes matter depends on the action: planned values for a create, the values that
+change for an update or a replace (marked where they force it), the values that go for a
+destroy. Each value is whole JSON text — redacted where Terraform marks it sensitive, marked
+where it is not known until apply, masked, and escaped (`printable.escape`) so no control or
+bidi character reaches a terminal or a page. A JSON document held in a string (a policy, a
+pipeline definition) also gets its structural diff (docdiff).
+
+This is the hot path of a big plan's review (tens of thousands of values), hence the plain
+dict checks and the shared encoder below.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from mlcicd import docdiff
+from mlcicd.masking import Masker
+from mlcicd.printable import escape
+
+SENSITIVE = "(sensitive)"
+UNKNOWN = "(known after apply)"
+# Actions whose entries show the values that go rather than the values that come.
+_GOING = frozenset({"destroy", "forget"})
+
+
+class Attribute(NamedTuple):  # a tuple: a big plan makes tens of thousands
+    """One attribute of a change; `before`/`after` are whole, redacted JSON text or a marker,
+    "" on the side that does not exist (before a create, after a destroy)."""
+
+    name: str
+    before: str
+    after: str
+    forces_replacement: bool = False
+    document: tuple[docdiff.Change, ...] = ()  # when the value is a JSON document
+
+
+_NUMBERS = re.compile(r"\d+")
+
+
+def natural_key(text: str) -> str:
+    """Sort key that orders numbers by value: r[2] before r[10]. Numbers are zero-padded, so
+    the keys compare as plain strings (twice as fast as tuples over ten thousand addresses)."""
+    return _NUMBERS.sub(_padded, text)
+
+
+def _padded(match: re.Match[str]) -> str:
+    return match[0].zfill(24)
+
+
+def clean(text: str, masker: Masker) -> str:
+    """A plan-derived name on one line: secrets masked, control and bidi characters escaped."""
+    return _escaped(masker(text))
+
+
+def _escaped(text: str) -> str:
+    # Printable ASCII (the common case) needs no escaping; the check is much cheaper than the regex.
+    return text if text.isascii() and text.isprintable() else escape(text, one_line=True)
+
+
+# One encoder for every value: json.dumps builds a new one per call when given options.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+_ENCODE_STRING = json.encoder.encode_basestring
+
+
+def attributes(change: Mapping[str, Any], action: str, masker: Masker) -> tuple[Attribute, ...]:
+    # plan.json comes from json.load: plain dicts and lists (isinstance on them is the cheap kind).
+    before, after = change.get("before"), change.get("after")
+    before = before if isinstance(before, dict) else {}
+    after = after if isinstance(after, dict) else {}
+    b_sens, a_sens = change.get("before_sensitive") or {}, change.get("after_sensitive") or {}
+    unknown = change.get("after_unknown") or {}
+    unknown_names = unknown if isinstance(unknown, dict) else {}
+    paths = change.get("replace_paths")
+    forced = {p[0] for p in paths if isinstance(p, list) and p} if paths else ()
+    if action in _GOING:
+        names = [n for n, v in before.items() if _present(v)]
+    elif action == "create":
+        names = [n for n, v in after.items() if _present(v) or unknown_names.get(n) is True]
+        names += [n for n, u in unknown_names.items() if u and n not in after]
+    else:
+        names = [n for n in {**before, **after, **unknown_names}
+                 if before.get(n) != after.get(n) or unknown_names.get(n)]
+    going, creating = action in _GOING, action == "create"
+    replacing = action in ("replace", "create-before-destroy")
+    b_sens = b_sens if b_sens is True or type(b_sens) is dict else {}
+    a_sens = a_sens if a_sens is True or type(a_sens) is dict else {}
+    out = []
+    for name in sorted(names):
+        b_mark = True if b_sens is True else b_sens.get(name, False)
+        a_mark = True if a_sens is True else a_sens.get(name, False)
+        is_unknown = unknown_names.get(name, False)
+        b_text, b_doc = ("", None) if creating else _side(before.get(name), b_mark, False, masker)
+        a_text, a_doc = ("", None) if going else _side(after.get(name), a_mark, is_unknown, masker)
+        document: tuple[docdiff.Change, ...] = ()
+        if (b_doc is not None or a_doc is not None) and True not in (b_mark, a_mark, is_unknown):
+            document = tuple(docdiff.Change(c.kind, clean(c.path, masker), clean(c.before, masker),
+                                            clean(c.after, masker)) for c in docdiff.diff(b_doc, a_doc))
+        out.append(Attribute(_clean_name(name, masker), b_text, a_text, replacing and name in forced, document))
+    return tuple(out)
+
+
+def _side(value: Any, sensitive: Any, unknown: Any, masker: Masker) -> tuple[str, Any]:
+    """`value` shown (see `show`), and the JSON document it holds, if it is one."""
+    if type(value) is not str or sensitive or unknown:
+        return show(value, sensitive, unknown, masker), None
+    # Masked once, before parsing too: the masker knows a secret's JSON-escaped form.
+    masked = masker(value)
+    text = _ENCODE_STRING(masked)
+    if not (text.isascii() and "\x7f" not in text):
+        text = escape(text)
+    is_document = masked and (masked[0] in "{[" or masked[0].isspace())
+    return text, docdiff.parse(masked) if is_document else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _clean_name(name: str, masker: Masker) -> str:
+    """_clean for attribute names, which repeat in every resource of a type."""
+    return clean(name, masker)
+
+
+def _present(value: Any) -> bool:
+    """Whether a planned value says something (Terraform's own diff hides nulls and empties)."""
+    return bool(value) or (value is not None and not isinstance(value, str | list | dict))
+
+
+def _sub(marker: Any, key: Any) -> Any:
+    if marker is True:
+        return True
+    if type(marker) is dict:
+        return marker.get(key, False)
+    if type(marker) is list and type(key) is int:
+        return marker[key] if key < len(marker) else False
+    return False
+
+
+def show(value: Any, sensitive: Any, unknown: Any, masker: Masker) -> str:
+    """One value, whole, as JSON text: sensitive parts redacted, unknown parts marked, strings
+    masked, control characters escaped. The formats decide how much of it to print."""
+    if sensitive is True:
+        return SENSITIVE
+    if unknown is True:
+        return UNKNOWN
+    if isinstance(value, str) and not sensitive and not unknown:  # the common case, made short
+        return _escaped_value(_ENCODE_STRING(masker(value)))
+    return _escaped_value(_ENCODE(_redact(value, sensitive, unknown, masker)))
+
+
+def _escaped_value(text: str) -> str:
+    # JSON text has its C0 controls escaped already; of ASCII only DEL is left (isascii is a flag).
+    return text if text.isascii() and "\x7f" not in text else escape(text)
+
+
+def _redact(value: Any, sensitive: Any, unknown: Any, masker: Masker) -> Any:
+    if sensitive is True:
+        return SENSITIVE
+    if unknown is True:
+        return UNKNOWN
+    if isinstance(value, str):
+        return masker(value)
+    if isinstance(value, Mapping) or isinstance(unknown, Mapping):
+        value = value if isinstance(value, Mapping) else {}
+        keys = [*value, *(k for k in unknown if k not in value)] if isinstance(unknown, Mapping) else list(value)
+        return {masker(k): _redact(value.get(k), _sub(sensitive, k), _sub(unknown, k), masker) for k in keys}
+    if isinstance(value, list) or isinstance(unknown, list):
+        items = value if isinstance(value, list) else [None] * len(unknown)
+        return [_redact(v, _sub(sensitive, i), _sub(unknown, i), masker) for i, v in enumerate(items)]
+    return value

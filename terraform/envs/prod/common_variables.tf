@@ -1,1 +1,0 @@
-../_shared/common_variables.tf

@@ -1,1 +1,0 @@
-../_shared/ml_variables.tf
