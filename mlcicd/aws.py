@@ -16,12 +16,17 @@ Credentials come from boto3's usual chain (environment, profile, instance role);
 from Runtime (AWS_PROFILE). Region is the config's. Endpoints honour AWS_ENDPOINT_URL and
 AWS_ENDPOINT_URL_<SERVICE> as read into Runtime, so tests and CI can point everything at an
 emulator. Throttling is retried by botocore's `standard` retry mode with a bounded number of
-attempts, never by a loop of our own.
+attempts, never by a loop of our own. A server error that carries no AWS error code (an HTML
+page from an emulator that lacks the API, or from a proxy) is retried once, not five times:
+AWS services always answer with a code, so more attempts rarely help and only keep the user
+waiting in silence.
 """
 
 from __future__ import annotations
 
 import contextlib
+import html
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
 # Total attempts per call, first one included. Bounded so a throttled CI job fails in
 # seconds with a clear message rather than hanging.
 MAX_ATTEMPTS = 6
+UNCODED_ATTEMPTS = 2
 DEFAULT_SESSION_NAME = "mlcicd"
 _ROLE_DURATION_SECONDS = 3600
 
@@ -97,6 +103,21 @@ class WrongAccount(AwsError):
                          hint=f"use {role}-account credentials, e.g. AWS_PROFILE=<{role} profile>")
 
 
+class AwsNoErrorCode(AwsError):
+    """A server error with no AWS error code: the endpoint does not serve this API (an
+    emulator, a proxy), or something between failed."""
+
+    def __init__(self, action: str, service: str, operation: str, status: str, detail: str,
+                 endpoint: str | None) -> None:
+        self.action, self.service, self.operation, self.status = action, service, operation, status
+        where = f"the endpoint {endpoint}" if endpoint else "AWS"
+        super().__init__(
+            f"AWS error {action}: {service} {operation} answered HTTP {status} ({detail}) with no AWS error code",
+            hint=(f"{where} may not implement {service}:{operation} (emulators lack some APIs: "
+                  "check AWS_ENDPOINT_URL), or a proxy between failed" if endpoint
+                  else "a proxy or load balancer between may have failed; try again in a minute"))
+
+
 class AwsCallFailed(AwsError):
     """Any other AWS error: the service's code and message, as given."""
 
@@ -124,12 +145,10 @@ _NOT_FOUND_CODES = frozenset({"NoSuchBucket", "ResourceNotFoundException", "NotF
 
 
 def partition(region: str) -> str:
-    """The ARN partition of a region: aws, aws-cn or aws-us-gov."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
+    """The ARN partition of a region (aws, aws-cn, aws-us-gov), from botocore's endpoint data."""
+    from mlcicd import regions
+
+    return regions.partition_of(region) or "aws"
 
 
 def error_code(exc: BaseException) -> str:
@@ -142,6 +161,7 @@ def translate(exc: BaseException, action: str, resource: str | None = None) -> A
     """Map a botocore exception to the most specific AwsError. `action` reads after a verb
     ("creating the state bucket"); `resource` names what was acted on."""
     from botocore import exceptions as bx
+    from botocore.parsers import ResponseParserError
 
     if isinstance(exc, AwsError):
         return exc
@@ -155,6 +175,10 @@ def translate(exc: BaseException, action: str, resource: str | None = None) -> A
     if isinstance(exc, bx.ClientError):
         code = error_code(exc)
         detail = str(exc.response.get("Error", {}).get("Message", "")) or code
+        if code.isdigit():  # botocore's stand-in when the body is no AWS error document
+            origin = exc.response.get("ResponseMetadata", {}).get(_ORIGIN, {})
+            return AwsNoErrorCode(action, origin.get("service", "AWS"), getattr(exc, "operation_name", "?"),
+                                  code, _page_title(detail), origin.get("endpoint"))
         if code in _CREDENTIAL_CODES:
             return AwsCredentialsError(f"AWS rejected the credentials {action}: {code}: {detail}",
                                        hint="refresh the credentials (e.g. `aws sso login`) and try again")
@@ -165,31 +189,97 @@ def translate(exc: BaseException, action: str, resource: str | None = None) -> A
         if code in _NOT_FOUND_CODES:
             return AwsNotFound(action, resource, code)
         return AwsCallFailed(action, code, detail)
+    if isinstance(exc, ResponseParserError):  # e.g. an HTML page where XML was expected
+        return AwsCallFailed(action, "unreadable response", _page_title(str(exc)))
     if isinstance(exc, bx.BotoCoreError):
         return AwsCallFailed(action, type(exc).__name__, str(exc))
     raise TypeError(f"not an AWS error: {exc!r}")
+
+
+_ORIGIN = "mlcicd:origin"  # set on every response by `client`: which service and endpoint answered
+
+
+def _page_title(body: str) -> str:
+    """An HTML error page as a few words (its <title>), never the page itself."""
+    found = re.search(r"<title>(.*?)</title>", body, re.IGNORECASE | re.DOTALL)
+    text = html.unescape(found[1]) if found else re.sub(r"<[^>]*>", " ", body)
+    return " ".join(text.split())[:80] or "no message"
+
+
+def _uncoded_server_error(context: Any) -> bool:
+    response = context.http_response
+    return response is not None and response.status_code >= 500 and str(context.get_error_code() or "").isdigit()
+
+
+def _bounded_retries(client: Any, max_attempts: int) -> None:
+    """botocore's standard retries, except that a server error with no AWS error code is
+    tried UNCODED_ATTEMPTS times at most; and every response records which service and
+    endpoint answered, for the message if it is an error."""
+    from botocore.retries import quota, standard
+
+    class Conditions(standard.StandardRetryConditions):
+        def is_retryable(self, context: Any) -> bool:
+            if _uncoded_server_error(context) and context.attempt_number >= UNCODED_ATTEMPTS:
+                return False
+            return super().is_retryable(context)
+
+    events = client.meta.events
+    name = client.meta.service_model.service_id.hyphenize()
+    retry_quota = standard.RetryQuotaChecker(quota.RetryQuota())
+    handler = standard.RetryHandler(
+        retry_policy=standard.RetryPolicy(retry_checker=Conditions(max_attempts=max_attempts),
+                                          retry_backoff=standard.ExponentialBackoff()),
+        retry_event_adapter=standard.RetryEventAdapter(), retry_quota=retry_quota)
+    unique_id = f"retry-config-{name}"  # the id botocore registers its standard handler under
+    events.unregister(f"needs-retry.{name}", unique_id=unique_id)
+    events.register(f"needs-retry.{name}", handler.needs_retry, unique_id=unique_id)
+    events.register(f"after-call.{name}", retry_quota.release_retry_quota)
+    origin = {"service": client.meta.service_model.service_name, "endpoint": client.meta.endpoint_url}
+
+    def record_origin(parsed: dict | None = None, **_: Any) -> None:
+        if isinstance(parsed, dict):
+            parsed.setdefault("ResponseMetadata", {})[_ORIGIN] = origin
+
+    events.register(f"after-call.{name}", record_origin)
+
+
+def state_access_hint(config: Config, runtime: Runtime, text: str) -> str | None:
+    """What to do when Terraform (or boto3) reports HTTP 403 on the state bucket; None when
+    `text` is no 403. Read from the AWS SDK error Terraform prints ("StatusCode: 403 ... api
+    error Forbidden")."""
+    if not re.search(r"StatusCode: 403\b|api error (AccessDenied|Forbidden)\b|\bAccessDenied\b", text):
+        return None
+    if runtime.custom_endpoint and config.state.tls_policy:
+        return (f"with an emulator ({runtime.s3_endpoint}) the state bucket's EnforcedTLS Deny refuses every "
+                f"call, because the emulator ignores its condition: set `state: {{tls_policy: false}}` in "
+                f"{config.path.name} and delete the bucket policy "
+                f"(`aws s3api delete-bucket-policy --bucket {config.state.bucket}`)")
+    return (f"the credentials in use (`aws sts get-caller-identity`) need s3:GetObject, s3:PutObject and "
+            f"s3:ListBucket on {config.state.bucket} and use of its KMS key; `mlcicd bootstrap --check` "
+            "shows the bucket's settings")
 
 
 @contextlib.contextmanager
 def errors(action: str, resource: str | None = None) -> Iterator[None]:
     """Run a block of AWS calls; any botocore failure leaves it as a specific AwsError."""
     from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
 
     try:
         yield
-    except (ClientError, BotoCoreError) as exc:
+    except (ClientError, BotoCoreError, ResponseParserError) as exc:
         raise translate(exc, action, resource) from exc
 
 
 def endpoint_url(runtime: Runtime, service: str) -> str | None:
-    """AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL, from Runtime's environment; the
-    variable names are the ones botocore itself reads (e.g. AWS_ENDPOINT_URL_CODESTAR_CONNECTIONS)."""
+    """The endpoint Runtime resolved for `service` (AWS_ENDPOINT_URL_<SERVICE>, else
+    AWS_ENDPOINT_URL), under the variable name botocore itself reads for it (e.g.
+    AWS_ENDPOINT_URL_CODESTAR_CONNECTIONS)."""
     from botocore import utils
 
     name = utils.SERVICE_NAME_ALIASES.get(service, service)
     hyphenized = utils.CLIENT_NAME_TO_HYPHENIZED_SERVICE_ID_OVERRIDES.get(name, name)
-    specific = f"AWS_ENDPOINT_URL_{hyphenized.replace('-', '_').upper()}"
-    return runtime.environ.get(specific) or runtime.environ.get("AWS_ENDPOINT_URL") or None
+    return runtime.endpoint(hyphenized.replace("-", "_").upper())
 
 
 def client_config(config: Config, runtime: Runtime, service: str, max_attempts: int = MAX_ATTEMPTS):
@@ -267,10 +357,12 @@ def client(config: Config, runtime: Runtime, service: str, role_arn: str | None 
 
     sess = boto_session or session(config, runtime, role_arn)
     try:
-        return sess.client(service, endpoint_url=endpoint_url(runtime, service),
+        made = sess.client(service, endpoint_url=endpoint_url(runtime, service),
                            config=client_config(config, runtime, service, max_attempts))
     except BotoCoreError as exc:
         raise translate(exc, f"creating a {service} client") from exc
+    _bounded_retries(made, max_attempts)
+    return made
 
 
 def caller_account(config: Config, runtime: Runtime, boto_session: boto3.Session | None = None) -> str:

@@ -121,10 +121,10 @@ def cache_file(cache_dir: Path) -> Path:
 
 
 def default_cache_dir() -> Path:
+    """The cache outside a CLI run (tests, scripts); mlcicd's commands pass Runtime's."""
     from mlcicd.runtime import Runtime
-    from mlcicd.terraform import default_cache_dir as base
 
-    return base(Runtime.from_environ().environ)
+    return Runtime.from_environ().cache_dir
 
 
 def load_schema(cache_dir: Path | None = None) -> dict:

@@ -6,6 +6,7 @@ downstream reads the raw mapping.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import re
@@ -15,6 +16,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from mlcicd.configvalues import Validator as _Validator
+from mlcicd.configvalues import account_id as _account_id
+from mlcicd.configvalues import keyname as _keyname
+from mlcicd.configvalues import refuse_ambiguous as _refuse_ambiguous
+from mlcicd.configvalues import region as _region
+from mlcicd.configvalues import short as _short
 from mlcicd.errors import ConfigError
 
 DEFAULT_FILENAME = "mlcicd.yaml"
@@ -46,21 +53,20 @@ RESERVED_VARS = frozenset(
     }
 )
 
-_PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
-_ENV_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
-_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
-_REPO_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
-_BRANCH_RE = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+# Names of what mlcicd keeps beside the environments' directories in .mlcicd/ (the generated
+# Terraform CLI config); an environment of that name would collide with it.
+RESERVED_ENV_NAMES = frozenset({"terraformrc"})
+
+# Every pattern is matched against the whole value (re.fullmatch): no `$` before a trailing newline.
+_PROJECT_RE = re.compile(r"[a-z][a-z0-9-]{1,30}[a-z0-9]")
+_ENV_RE = re.compile(r"[a-z]([a-z0-9-]{0,30}[a-z0-9])?")
+_REPO_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
+_BRANCH_RE = re.compile(r"[A-Za-z0-9._/-]{1,200}")
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 _CONNECTION_ARN_RE = re.compile(
-    r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[A-Za-z0-9-]+$"
+    r"arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:[0-9]{12}:connection/[A-Za-z0-9-]+"
 )
-_MAX_VALUE_LEN = 4096
-_MAX_DEPTH = 8
-# Values in all `vars` together: YAML aliases let a few lines expand to millions of values.
-_MAX_VALUES = 10_000
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,7 @@ class Masks:
 
 
 # An EventBridge schedule expression, as the pipeline module's drift_schedule validates it.
-_SCHEDULE_RE = re.compile(r"^(rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$")
+_SCHEDULE_RE = re.compile(r"rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\)")
 DEFAULT_DRIFT_SCHEDULE = "rate(6 hours)"
 
 
@@ -120,6 +126,7 @@ class Config:
     environments: Mapping[str, Environment]
     masks: Masks = field(default_factory=Masks)
     digest: str = ""
+    partition: str = "aws"  # one of regions.SUPPORTED_PARTITIONS, from the region
     drift: Drift = field(default_factory=Drift)
 
     @property
@@ -136,24 +143,28 @@ class Config:
             return self.environments[name]
         except KeyError:
             known = ", ".join(sorted(self.environments))
+            close = difflib.get_close_matches(name, list(self.environments), n=1, cutoff=0.6)
             raise ConfigError(
-                _display(self.path), f"environments.{name}", f"unknown environment (known: {known})"
+                _display(self.path), f"environments.{_keyname(name)}", f"unknown environment (known: {known})",
+                hint=f"did you mean {close[0]!r}?" if close else None,
             ) from None
 
     def deploy_role_arn(self, env: Environment) -> str:
-        return f"arn:aws:iam::{env.account_id}:role/{self.project}-{env.name}-deploy"
+        return f"arn:{self.partition}:iam::{env.account_id}:role/{self.project}-{env.name}-deploy"
 
     def runner_role_arn(self, env: Environment) -> str:
-        return f"arn:aws:iam::{env.account_id}:role/{self.project}-{env.name}-pipeline-runner"
+        return f"arn:{self.partition}:iam::{env.account_id}:role/{self.project}-{env.name}-pipeline-runner"
 
 
-def resolve_path(option: str | None, environ: Mapping[str, str]) -> Path:
-    """The config path: --config, else $MLCICD_CONFIG, else ./mlcicd.yaml."""
-    return Path(option or environ.get("MLCICD_CONFIG") or DEFAULT_FILENAME)
+def resolve_path(option: str | None, from_environment: str | None) -> Path:
+    """The config path: --config, else $MLCICD_CONFIG (as read into Runtime), else ./mlcicd.yaml."""
+    return Path(option or from_environment or DEFAULT_FILENAME)
 
 
 def load(path: Path) -> Config:
     import yaml
+
+    from mlcicd import yamlread
 
     shown = _display(path)
     try:
@@ -171,12 +182,16 @@ def load(path: Path) -> Config:
     except UnicodeDecodeError:
         raise ConfigError(shown, None, "not UTF-8 text") from None
     try:
-        # libyaml's loader when present: several times faster on large configs.
-        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+        raw = yamlread.load(text)
+    except yamlread.YamlProblem as exc:
+        raise ConfigError(shown, None, exc.problem) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            raise ConfigError(shown, None, f"unsupported YAML{where}: {problem} "
+                                           "(only plain values, lists and mappings)") from None
         raise ConfigError(shown, None, f"YAML syntax error{where}: {problem}") from None
     except RecursionError:
         raise ConfigError(shown, None, "YAML nested too deeply") from None
@@ -186,12 +201,12 @@ def load(path: Path) -> Config:
 def parse(raw: Any, *, path: Path, digest: str = "") -> Config:
     v = _Validator(_display(path))
     top = v.mapping(raw, None)
-    v.only(top, None, {"project", "region", "repository", "accounts", "state", "environments", "masks",
-                      "drift"})
+    _refuse_ambiguous(v, top)
+    v.only(top, None, {"project", "region", "allow_regions", "repository", "accounts", "state", "environments",
+                       "masks", "drift"})
     project = v.match(v.require(top, None, "project"), "project", _PROJECT_RE,
                       "must be 3-32 lowercase letters, digits or '-', starting with a letter")
-    region = v.match(v.require(top, None, "region"), "region", _REGION_RE,
-                     "is not an AWS region name (e.g. us-east-1)")
+    region, partition = _region(v, v.require(top, None, "region"), top.get("allow_regions"))
 
     repo_raw = v.mapping(v.require(top, None, "repository"), "repository")
     v.only(repo_raw, "repository", {"name", "branch", "connection_name", "connection_arn"})
@@ -200,7 +215,7 @@ def parse(raw: Any, *, path: Path, digest: str = "") -> Config:
     branch = v.match(repo_raw.get("branch", "main"), "repository.branch", _BRANCH_RE,
                      "is not a valid branch name")
     conn_name = v.match(repo_raw.get("connection_name", f"{project}-github"),
-                        "repository.connection_name", re.compile(r"^[A-Za-z0-9.@_-]{1,32}$"),
+                        "repository.connection_name", re.compile(r"[A-Za-z0-9.@_-]{1,32}"),
                         "must be 1-32 characters: letters, digits, '.', '@', '_' or '-'")
     conn_arn = repo_raw.get("connection_arn")
     if conn_arn is not None:
@@ -229,21 +244,13 @@ def parse(raw: Any, *, path: Path, digest: str = "") -> Config:
         environments=MappingProxyType(environments),
         masks=masks,
         digest=digest,
+        partition=partition,
         drift=_drift(v, top.get("drift")),
     )
 
 
 def _display(path: Path) -> str:
     return str(path)
-
-
-def _account_id(v: _Validator, value: Any, key: str) -> str:
-    # YAML reads an unquoted 12-digit id as an int; accept it, but not a float or bool.
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = f"{value:012d}" if 0 <= value < 10**12 else str(value)
-    if not isinstance(value, str) or not _ACCOUNT_RE.match(value):
-        raise ConfigError(v.path, key, f"{_short(value)} is not a 12-digit account id")
-    return value
 
 
 def _state(v: _Validator, raw: Any, project: str, devops: str, region: str) -> StateConfig:
@@ -253,10 +260,10 @@ def _state(v: _Validator, raw: Any, project: str, devops: str, region: str) -> S
     bucket = v.match(raw.get("bucket", default_bucket), "state.bucket", _BUCKET_RE,
                      "is not a valid S3 bucket name")
     lock = raw.get("lock", "s3")
-    if lock not in ("s3", "dynamodb"):
+    if not isinstance(lock, str) or lock not in ("s3", "dynamodb"):
         raise ConfigError(v.path, "state.lock", f"{_short(lock)} must be 's3' or 'dynamodb'")
     table = v.match(raw.get("lock_table", f"{project}-tflock"), "state.lock_table",
-                    re.compile(r"^[A-Za-z0-9_.-]{3,255}$"), "is not a valid DynamoDB table name")
+                    re.compile(r"[A-Za-z0-9_.-]{3,255}"), "is not a valid DynamoDB table name")
     kms_key = v.string(raw.get("kms_key", "create"), "state.kms_key")
     if kms_key not in ("create", "aws-managed") and not kms_key.startswith(("arn:", "alias/")):
         raise ConfigError(v.path, "state.kms_key",
@@ -278,10 +285,14 @@ def _environments(
     if raw is not None:
         for name, body in v.mapping(raw, "environments").items():
             key = f"environments.{name}"
-            if not isinstance(name, str) or not _ENV_RE.match(name):
+            if not isinstance(name, str) or not _ENV_RE.fullmatch(name):
                 raise ConfigError(v.path, f"environments.{_keyname(name)}",
                                   "environment names are lowercase letters, digits and '-' "
                                   "(at most 32), starting with a letter")
+            if name in RESERVED_ENV_NAMES:
+                raise ConfigError(v.path, key, f"{name!r} is reserved: mlcicd keeps its own files under "
+                                               f".mlcicd/ beside the environments' (reserved: "
+                                               f"{', '.join(sorted(RESERVED_ENV_NAMES))})")
             body = {} if body is None else v.mapping(body, key)
             v.only(body, key, {"account", "dir", "vars", "depends_on", "assume_role"})
             merged[name] = {**merged.get(name, {"depends_on": []}), **body}
@@ -301,7 +312,7 @@ def _environments(
         vars_raw = {} if body.get("vars") is None else v.mapping(body["vars"], f"{key}.vars")
         vars_: dict[str, Any] = {}
         for var, value in vars_raw.items():
-            if not isinstance(var, str) or not _VAR_RE.match(var):
+            if not isinstance(var, str) or not _VAR_RE.fullmatch(var):
                 raise ConfigError(v.path, f"{key}.vars.{_keyname(var)}",
                                   "variable names are letters, digits, '_' or '-', "
                                   "starting with a letter or '_'")
@@ -327,8 +338,10 @@ def _environments(
     for env in envs.values():
         for dep in env.depends_on:
             if dep not in envs:
+                close = difflib.get_close_matches(dep, list(envs), n=1, cutoff=0.6)
                 raise ConfigError(v.path, f"environments.{env.name}.depends_on",
-                                  f"{_short(dep)} is not a known environment")
+                                  f"{_short(dep)} is not a known environment",
+                                  hint=f"did you mean {close[0]!r}?" if close else None)
     _check_acyclic(v, envs)
     return envs
 
@@ -369,7 +382,7 @@ def _masks(v: _Validator, raw: Any) -> Masks:
     v.only(raw, "masks", {"env", "patterns"})
     env = raw.get("env") or []
     pats = raw.get("patterns") or []
-    if not isinstance(env, list) or not all(isinstance(e, str) for e in env):
+    if not isinstance(env, list) or not all(isinstance(e, str) and e for e in env):
         raise ConfigError(v.path, "masks.env", "must be a list of environment variable names")
     if not isinstance(pats, list) or not all(isinstance(p, str) for p in pats):
         raise ConfigError(v.path, "masks.patterns", "must be a list of regular expressions")
@@ -392,90 +405,6 @@ def _drift(v: _Validator, raw: Any) -> Drift:
     schedule = v.match(raw.get("schedule", DEFAULT_DRIFT_SCHEDULE), "drift.schedule", _SCHEDULE_RE,
                        "must be an EventBridge schedule such as rate(6 hours) or cron(0 */6 * * ? *), or null")
     return Drift(schedule)
-
-
-def _keyname(key: Any) -> str:
-    """A key as shown in a message: plain when it is a simple name, quoted otherwise."""
-    if isinstance(key, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,40}", key):
-        return key
-    return _short(key, 40)
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-class _Validator:
-    """Small helpers that raise ConfigError naming file and key."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.values_seen = 0
-
-    def mapping(self, value: Any, key: str | None) -> dict:
-        if not isinstance(value, dict):
-            what = "the file" if key is None else "this key"
-            raise ConfigError(self.path, key, f"{what} must be a mapping, got {type(value).__name__}")
-        for k in value:
-            if not isinstance(k, str):
-                prefix = f"{key}." if key else ""
-                raise ConfigError(self.path, f"{prefix}{_short(k, 40)}", "keys must be strings")
-        return value
-
-    def only(self, mapping: dict, key: str | None, allowed: set[str]) -> None:
-        for k in mapping:
-            if k not in allowed:
-                prefix = f"{key}." if key else ""
-                raise ConfigError(self.path, f"{prefix}{_keyname(k)}",
-                                  f"unknown key (expected one of: {', '.join(sorted(allowed))})")
-
-    def require(self, mapping: dict, key: str | None, name: str) -> Any:
-        full = f"{key}.{name}" if key else name
-        if name not in mapping or mapping[name] is None:
-            raise ConfigError(self.path, full, "missing required key")
-        return mapping[name]
-
-    def string(self, value: Any, key: str) -> str:
-        if not isinstance(value, str):
-            raise ConfigError(self.path, key, f"{_short(value)} must be a string")
-        if len(value) > _MAX_VALUE_LEN:
-            raise ConfigError(self.path, key, f"longer than {_MAX_VALUE_LEN} characters")
-        return value
-
-    def match(self, value: Any, key: str, pattern: re.Pattern, problem: str) -> str:
-        text = self.string(value, key)
-        if not pattern.match(text):
-            raise ConfigError(self.path, key, f"{_short(text)} {problem}")
-        return text
-
-    def value(self, value: Any, key: str, depth: int = 0) -> Any:
-        """A tfvars value: JSON-representable, bounded in size and depth."""
-        self.values_seen += 1
-        if self.values_seen > _MAX_VALUES:
-            raise ConfigError(self.path, key, f"too many values: more than {_MAX_VALUES} in all vars together")
-        if depth > _MAX_DEPTH:
-            raise ConfigError(self.path, key, f"nested deeper than {_MAX_DEPTH} levels")
-        if value is None or isinstance(value, bool | int):
-            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
-                raise ConfigError(self.path, key, "number too large")
-            return value
-        if isinstance(value, float):
-            if value != value or value in (float("inf"), float("-inf")):
-                raise ConfigError(self.path, key, "must be a finite number")
-            return value
-        if isinstance(value, str):
-            return self.string(value, key)
-        if isinstance(value, list):
-            return tuple(self.value(x, f"{key}[{i}]", depth + 1) for i, x in enumerate(value))
-        if isinstance(value, dict):
-            out = {}
-            for k, x in value.items():
-                if not isinstance(k, str):
-                    raise ConfigError(self.path, f"{key}.{_short(k, 40)}", "keys must be strings")
-                out[k] = self.value(x, f"{key}.{k}", depth + 1)
-            return MappingProxyType(out)
-        raise ConfigError(self.path, key, f"unsupported value of type {type(value).__name__}")
 
 
 def to_jsonable(value: Any) -> Any:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlcicd import aws
+from mlcicd import aws, render
 from mlcicd.errors import AwsError
 
 if TYPE_CHECKING:
@@ -168,26 +168,20 @@ def available_api(config: Config, runtime: Runtime, session: Any) -> str:
     return API
 
 
-def read_record(config: Config) -> dict[str, Any]:
-    from mlcicd.render import CONNECTION_RECORD
-
-    try:
-        record = json.loads((config.workdir / CONNECTION_RECORD).read_text())
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
-
-
 def record(config: Config, connection: Connection, api: str) -> bool:
     """Write .mlcicd/connection.json, the file rendering reads the ARN from. Returns whether it changed."""
+    from mlcicd.errors import WorkdirNotWritable
     from mlcicd.fsutil import atomic_write
-    from mlcicd.render import CONNECTION_RECORD
 
     data = {"generated_by": "mlcicd connect", "arn": connection.arn, "name": connection.name,
             "provider": connection.provider, "api": api, "region": config.region,
             "account": config.accounts["devops"]}
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    return atomic_write(config.workdir / CONNECTION_RECORD, text.encode())
+    path = render.real_dir(config, config.workdir) / render.CONNECTION_RECORD
+    try:
+        return atomic_write(path, text.encode())
+    except OSError as exc:
+        raise WorkdirNotWritable(path, exc.strerror or str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -207,7 +201,7 @@ def ensure(config: Config, conns: Connections) -> Found:
             raise ConnectionNotFound(pinned)
         return Found(found, created=False, recorded=False)
     name = config.repository.connection_name
-    previous = read_record(config).get("arn")
+    previous = render.connection_record(config).get("arn")
     found = conns.get(str(previous)) if previous else None
     created = False
     if found is None or found.name != name:
@@ -255,8 +249,6 @@ def pipeline_gate(config: Config, runtime: Runtime, env: Environment, allow_pend
     """Before plan/apply of an env that receives connection_arn: None when the connection is
     AVAILABLE, else a warning to show. In CI, refuses (ConnectionNotAvailable) unless
     `allow_pending`, because a pipeline created against a PENDING connection never gets its webhook."""
-    from mlcicd import render
-
     if "connection_arn" not in render.variables(config, env):
         return None
     arn = render.recorded_connection_arn(config)

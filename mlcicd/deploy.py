@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlcicd import masking, render, review, review_format
+from mlcicd import aws, masking, render, review, review_format
 from mlcicd import plan as plandir
 from mlcicd.config import Config, Environment, fingerprint
 from mlcicd.errors import PlanRefused, TerraformError, UsageError
@@ -27,7 +27,6 @@ from mlcicd.terraform import (
     Sink,
     Terraform,
     build_argv,
-    default_cache_dir,
     error_excerpt,
     raise_if_needs_init,
     resolve_executable,
@@ -56,7 +55,6 @@ class Workspace:
         self.runtime = runtime
         self.masker = masker or Masker.from_settings(config.masks, runtime.environ)
         self.workdir = render.env_dir(config, env)
-        cache = default_cache_dir(runtime.environ)
         self.tf = Terraform(
             executable=resolve_executable(runtime.terraform),
             environ=runtime.environ,
@@ -65,7 +63,8 @@ class Workspace:
             masker=self.masker,
             sink=sink,
             color=color,
-            plugin_cache=cache / "plugins",
+            plugin_cache=runtime.cache_dir / "plugins" if runtime.cache_dir else None,
+            user_cli_config=runtime.tf_cli_config_file,
         )
         self._rendered: render.Rendered | None = None
         self._version: str | None = None
@@ -113,7 +112,11 @@ class Workspace:
             "backend_config": [str(rendered.backend)], **self._color_flag(),
         })
         with self.tf.plugin_cache_lock():
-            self.tf.check(argv, cwd=self.env.dir, what=f"init ({self.env.name})")
+            try:
+                self.tf.check(argv, cwd=self.env.dir, what=f"init ({self.env.name})")
+            except TerraformError as exc:
+                exc.hint = aws.state_access_hint(self.config, self.runtime, exc.message) or exc.hint
+                raise
         stamp_path.write_text(stamp)
         return True
 

@@ -27,12 +27,12 @@ class ConfigError(MlcicdError):
 
     exit_code = EXIT_USAGE
 
-    def __init__(self, path: str, key: str | None, problem: str) -> None:
+    def __init__(self, path: str, key: str | None, problem: str, *, hint: str | None = None) -> None:
         self.path = path
         self.key = key
         self.problem = problem
         where = f"{path}: {key}" if key else path
-        super().__init__(f"{where}: {problem}")
+        super().__init__(f"{where}: {problem}", hint=hint)
 
 
 class UsageError(MlcicdError):
@@ -78,3 +78,36 @@ class ReviewBlocked(MlcicdError):
     def __init__(self, message: str, addresses: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.addresses = addresses
+
+
+# -- the project's work directory (.mlcicd/) and the cache ------------------------------------
+
+
+class UnsafeWorkdir(MlcicdError):
+    """A path under .mlcicd/ is a symlink, a file, or outside the project: nothing is written."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, path, problem: str) -> None:
+        self.path = path
+        super().__init__(f"refusing to write under {path}: it {problem}",
+                         hint=f"remove {path} (mlcicd recreates it as a directory inside the project)")
+
+
+class WorkdirNotWritable(MlcicdError):
+    """A file mlcicd generates cannot be written (read-only checkout, no permission, disk full)."""
+
+    def __init__(self, path, reason: str) -> None:
+        self.path = path
+        super().__init__(f"cannot write {path}: {reason}",
+                         hint="mlcicd writes generated files under .mlcicd/ in the project: make it writable, "
+                              "or run from a writable copy of the checkout")
+
+
+class CacheNotWritable(MlcicdError):
+    """The cache directory (XDG_CACHE_HOME/mlcicd, else ~/.cache/mlcicd) cannot be written."""
+
+    def __init__(self, path, reason: str) -> None:
+        self.path = path
+        super().__init__(f"cannot write the cache {path}: {reason}",
+                         hint="set XDG_CACHE_HOME to a writable directory")

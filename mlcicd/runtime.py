@@ -1,4 +1,9 @@
-"""What mlcicd reads from the process environment, read once into a frozen object."""
+"""What mlcicd reads from the process environment, read once into a frozen object.
+
+Nothing else in mlcicd reads os.environ: the CLI builds one Runtime per invocation and passes
+it down. `environ` is kept whole only to hand it to child processes (Terraform) and to look up
+values whose names come from the config (masks.env, TF_VAR_*).
+"""
 
 from __future__ import annotations
 
@@ -6,45 +11,61 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
+
+
+def _cache_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".cache")
+    return Path(base) / "mlcicd"
 
 
 @dataclass(frozen=True)
 class Runtime:
     """Environment-derived settings; built once in the CLI and passed down."""
 
-    s3_endpoint: str | None = None
-    sts_endpoint: str | None = None
-    dynamodb_endpoint: str | None = None
+    endpoints: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     terraform: str | None = None  # MLCICD_TERRAFORM: a path, a name on PATH, or "bundled"
     profile: str | None = None
     ci: bool = False
     interactive: bool = False
     codebuild_build_arn: str = ""  # set inside CodeBuild: links a review to its build's console page
+    config_path: str | None = None  # MLCICD_CONFIG
+    # XDG_CACHE_HOME/mlcicd, else ~/.cache/mlcicd; None keeps no cache between runs.
+    cache_dir: Path | None = None
+    tf_cli_config_file: str | None = None  # TF_CLI_CONFIG_FILE: the user's own Terraform CLI config
     role: str = "deploy"  # MLCICD_ROLE: the role Terraform assumes in each account, deploy or plan (read-only)
     environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Runtime:
         env = dict(os.environ if environ is None else environ)
-        base = env.get("AWS_ENDPOINT_URL") or None
-
-        def endpoint(service: str) -> str | None:
-            return env.get(f"AWS_ENDPOINT_URL_{service}") or base
-
         ci = bool(env.get("CI") or env.get("CODEBUILD_BUILD_ID"))
+        # AWS_ENDPOINT_URL_<SERVICE> and AWS_ENDPOINT_URL, kept as given; `endpoint` picks.
+        endpoints = {k: v for k, v in env.items() if k.startswith("AWS_ENDPOINT_URL") and v}
         return cls(
-            s3_endpoint=endpoint("S3"),
-            sts_endpoint=endpoint("STS"),
-            dynamodb_endpoint=endpoint("DYNAMODB"),
+            endpoints=MappingProxyType(endpoints),
             terraform=env.get("MLCICD_TERRAFORM") or None,
             profile=env.get("AWS_PROFILE") or None,
             ci=ci,
             interactive=not ci and sys.stdin.isatty() and sys.stdout.isatty(),
             codebuild_build_arn=env.get("CODEBUILD_BUILD_ARN", ""),
+            config_path=env.get("MLCICD_CONFIG") or None,
+            cache_dir=_cache_dir(env),
+            tf_cli_config_file=env.get("TF_CLI_CONFIG_FILE") or None,
             role=env.get("MLCICD_ROLE") or "deploy",
             environ=MappingProxyType(env),
         )
+
+    def endpoint(self, variable_suffix: str) -> str | None:
+        """AWS_ENDPOINT_URL_<SUFFIX>, else AWS_ENDPOINT_URL: the rule botocore and Terraform
+        follow. `variable_suffix` is the service's name as those variables spell it (S3,
+        CODESTAR_CONNECTIONS)."""
+        return self.endpoints.get(f"AWS_ENDPOINT_URL_{variable_suffix}") or self.endpoints.get("AWS_ENDPOINT_URL")
+
+    @property
+    def s3_endpoint(self) -> str | None:
+        return self.endpoint("S3")
 
     @property
     def custom_endpoint(self) -> bool:

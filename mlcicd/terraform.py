@@ -90,11 +90,6 @@ class Result:
     tail: str = ""  # the last lines printed (stdout and stderr), for error messages
 
 
-def default_cache_dir(environ: Mapping[str, str]) -> Path:
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "mlcicd"
-
-
 @dataclass
 class Terraform:
     """Runs Terraform commands for one working directory (one environment)."""
@@ -107,6 +102,7 @@ class Terraform:
     sink: Sink | None = None
     color: bool = False
     plugin_cache: Path | None = None
+    user_cli_config: str | None = None  # TF_CLI_CONFIG_FILE as read into Runtime
 
     def child_env(self) -> dict[str, str]:
         env = dict(self.environ)
@@ -115,7 +111,7 @@ class Terraform:
         env["TF_DATA_DIR"] = str(self.data_dir)
         # A user's own CLI config wins, but only if it exists: Terraform warns on every run
         # about a TF_CLI_CONFIG_FILE that points nowhere.
-        user_config = self.environ.get("TF_CLI_CONFIG_FILE")
+        user_config = self.user_cli_config
         if self.cli_config is not None and not (user_config and os.path.isfile(user_config)):
             env["TF_CLI_CONFIG_FILE"] = str(self.cli_config)
         if not self.color:

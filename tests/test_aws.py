@@ -9,6 +9,7 @@ import threading
 
 import pytest
 from botocore.exceptions import ClientError, NoCredentialsError
+from botocore.parsers import ResponseParserError
 
 from mlcicd import aws
 from mlcicd.config import load
@@ -91,6 +92,71 @@ def test_throttling_is_retried_by_the_sdk_a_bounded_number_of_times(config, dumm
     assert "AWS throttled identifying the caller (Throttling) after 3 attempt(s)" in str(err.value)
 
 
+class _HtmlPage500(http.server.BaseHTTPRequestHandler):
+    """A JSON-protocol endpoint that does not serve the API: an HTML error page, no AWS error code
+    (as the emulator answers for an operation it lacks). `coded` answers AWS's InternalFailure."""
+
+    calls = 0
+    coded = False
+
+    def do_POST(self):  # noqa: N802 - the http.server naming
+        type(self).calls += 1
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.coded:
+            body, kind = b'{"__type": "InternalFailure", "message": "oops"}', "application/x-amz-json-1.1"
+        else:
+            kind = "text/html"
+            body = (b"<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n"
+                    b"<h1>Internal Server Error</h1>\n<p>The server encountered an internal error</p>\n")
+        self.send_response(500)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("coded", [False, True])
+def test_a_server_error_without_an_aws_code_is_tried_twice_and_named(config, dummy_credentials, monkeypatch, coded):
+    monkeypatch.setattr(_HtmlPage500, "calls", 0)
+    monkeypatch.setattr(_HtmlPage500, "coded", coded)
+    monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda self, context: 0)
+    port = free_port()
+    server = http.server.HTTPServer(("127.0.0.1", port), _HtmlPage500)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        runtime = Runtime.from_environ({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"})
+        pipeline = aws.client(config, runtime, "codepipeline", boto_session=aws.session(config, runtime),
+                              max_attempts=4)
+        with pytest.raises(aws.AwsError) as err, aws.errors("reading the pipeline"):
+            pipeline.get_pipeline_state(name="demo-pipeline")
+    finally:
+        server.shutdown()
+        server.server_close()
+    if coded:  # AWS's own transient error keeps the standard retries
+        assert _HtmlPage500.calls == 4
+        assert type(err.value) is aws.AwsCallFailed
+        return
+    assert _HtmlPage500.calls == aws.UNCODED_ATTEMPTS
+    assert type(err.value) is aws.AwsNoErrorCode
+    message = str(err.value)
+    assert message.startswith("AWS error reading the pipeline: codepipeline GetPipelineState answered HTTP 500 "
+                              "(500 Internal Server Error) with no AWS error code")
+    assert f"the endpoint http://127.0.0.1:{port} may not implement codepipeline:GetPipelineState" in message
+    assert "<" not in message
+
+
+def test_a_403_on_the_state_bucket_gets_a_hint(config):
+    text = ('Unable to access object "app/terraform.tfstate" in S3 bucket "tfstate-test": operation error S3: '
+            "HeadObject, https response error StatusCode: 403, RequestID: , HostID: , api error Forbidden: Forbidden")
+    emulator = Runtime.from_environ({"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+    assert "tls_policy: false" in aws.state_access_hint(config, emulator, text)
+    assert "s3:GetObject" in aws.state_access_hint(config, Runtime(), text)
+    assert aws.state_access_hint(config, emulator, "StatusCode: 404, api error NotFound") is None
+
+
 def test_role_assumption_through_sts(config, aws_env):
     runtime = Runtime.from_environ(dict(os.environ))
     role = "arn:aws:iam::222222222222:role/demo-staging-deploy"
@@ -133,6 +199,8 @@ def client_error(code: str, message: str = "m") -> ClientError:
     (client_error("NoSuchBucket"), aws.AwsNotFound, "b-1 not found writing state"),
     (client_error("ValidationError", "bad name"), aws.AwsCallFailed, "ValidationError: bad name"),
     (NoCredentialsError(), aws.AwsCredentialsError, "no AWS credentials found writing state"),
+    (ResponseParserError("invalid XML received:\nb'<html><title>502 Bad Gateway</title><body>...'"),
+     aws.AwsCallFailed, "AWS error writing state: unreadable response: 502 Bad Gateway"),
 ])
 def test_translate_maps_each_failure_to_a_specific_error(exc, kind, said):
     translated = aws.translate(exc, "writing state", "b-1")

@@ -152,6 +152,9 @@ def test_unknown_environment_lists_known_ones(tmp_path):
 
 def test_config_path_from_environment(tmp_path):
     path = write(tmp_path, GOOD)
-    assert config.resolve_path(None, {"MLCICD_CONFIG": str(path)}) == path
-    assert config.resolve_path("other.yaml", {"MLCICD_CONFIG": str(path)}) == Path("other.yaml")
-    assert config.resolve_path(None, {}) == Path("mlcicd.yaml")
+    assert config.resolve_path(None, str(path)) == path
+    assert config.resolve_path("other.yaml", str(path)) == Path("other.yaml")
+    assert config.resolve_path(None, None) == Path("mlcicd.yaml")
+    result = CliRunner().invoke(main, ["render", "--all"], env={"MLCICD_CONFIG": str(path)})
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / ".mlcicd/staging/terraform.tfvars.json").is_file()

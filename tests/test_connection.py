@@ -6,6 +6,7 @@ botocore's Stubber on a real client: every stubbed request is checked against th
 
 from __future__ import annotations
 
+import functools
 import json
 
 import boto3
@@ -204,6 +205,11 @@ def test_codeconnections_where_its_endpoint_answers(config, aws_env):
 def cli_stub(monkeypatch, stubbed):
     conns, stub = stubbed
     monkeypatch.setattr(conn.Connections, "open", classmethod(lambda cls, config, runtime: conns))
+    # Time moves only when the command sleeps: the countdown does not depend on how fast this
+    # machine is.
+    clock = FakeClock()
+    monkeypatch.setattr(conn, "wait_available", functools.partial(conn.wait_available, sleep=clock.sleep,
+                                                                  clock=clock))
     return stub
 
 
@@ -229,9 +235,9 @@ def test_connect_wait_until_available(tmp_path, cli_stub):
     expect_list(cli_stub, api_connection())
     expect_get(cli_stub, "PENDING")
     expect_get(cli_stub, "AVAILABLE")
-    result = cli(tmp_path, "connect", "--wait", "--poll-interval", "0.05", "--timeout", "30")
+    result = cli(tmp_path, "connect", "--wait", "--poll-interval", "10", "--timeout", "30")
     assert result.exit_code == 0, result.output
-    assert "PENDING: waiting for the handshake, 0:29 left" in result.output
+    assert "PENDING: waiting for the handshake, 0:30 left" in result.output
     assert result.output.rstrip().endswith(f"GitHub connection {NAME}: AVAILABLE")
 
 
@@ -240,9 +246,23 @@ def test_connect_wait_timeout_exits_1(tmp_path, cli_stub):
     expect_list(cli_stub, api_connection())
     expect_get(cli_stub, "PENDING")
     expect_get(cli_stub, "PENDING")
-    result = cli(tmp_path, "connect", "--wait", "--poll-interval", "0.05", "--timeout", "0.05")
+    expect_get(cli_stub, "PENDING")
+    result = cli(tmp_path, "connect", "--wait", "--poll-interval", "10", "--timeout", "20")
     assert result.exit_code == 1
-    assert "still PENDING after 0 s" in result.output and "Traceback" not in result.output
+    assert "still PENDING after 20 s" in result.output and "Traceback" not in result.output
+    cli_stub.assert_no_pending_responses()  # polled at 0, 10 and on the deadline
+
+
+def test_connect_against_an_endpoint_without_the_api_says_so_at_once(tmp_path, aws_env):
+    """The emulator lacks CodeConnections: one retry, then the service and operation by name,
+    not an HTML page."""
+    write_config(tmp_path)
+    result = cli(tmp_path, "connect")
+    assert result.exit_code == 1, result.output
+    assert "codeconnections ListConnections answered HTTP 500 (500 Internal Server Error) with no AWS error code" \
+        in result.output
+    assert f"the endpoint {aws_env.url} may not implement codeconnections:ListConnections" in result.output
+    assert "<html" not in result.output and "Traceback" not in result.output
 
 
 def test_connect_error_status_exits_1(tmp_path, cli_stub):

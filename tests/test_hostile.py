@@ -242,3 +242,176 @@ def test_every_rendered_backend_reads_back_the_same_through_terraform(tmp_path):
         assert set(got) <= {"bucket", "key", "region", "encrypt", "kms_key_id", "use_lockfile", "dynamodb_table",
                             "use_path_style", "endpoints"}, body
         assert got["encrypt"] is True
+
+
+# -- YAML structure: aliases, tags, duplicates, numbers, multi-line and control characters -----
+
+TEMPLATE = """\
+project: {project}
+region: {region}
+repository:
+  name: {repo}
+  branch: {branch}
+accounts:
+  devops: {devops}
+  dev: "123456789012"
+  staging: "123456789012"
+  prod: "123456789012"
+  data: "123456789012"
+state:
+  bucket: {bucket}
+environments:
+  app:
+    account: {account}
+    dir: {dir}
+    vars:
+      greeting: {greeting}
+      other: {other}
+"""
+# field -> (default as written, indentation of its line, the key an error names)
+FIELDS = {
+    "project": ('demo', "", "project"), "region": ("us-east-1", "", "region"),
+    "repo": ("acme/ml-models", "  ", "repository.name"), "branch": ("main", "  ", "repository.branch"),
+    "devops": ('"123456789012"', "  ", "accounts.devops"), "bucket": ("tfstate-test", "  ", "state.bucket"),
+    "account": ('"123456789012"', "    ", "environments.app.account"),
+    "dir": ("terraform/app", "    ", "environments.app.dir"),
+    "greeting": ("hello", "      ", "environments.app.vars.greeting"),
+    "other": ("1", "      ", "environments.app.vars.other"),
+}
+# Plain scalars YAML 1.1 and 1.2 read differently, or that look like numbers, dates or booleans.
+TRICKY = ["012", "0123456789012", "012345678901", "123456789012", "1:0:0", "1_000", "0x1F", "0o17", "0b101",
+          "1e3", "1.5", ".inf", "-.inf", ".nan", "+1", "-0", "yes", "no", "on", "off", "y", "n", "true",
+          "True", "~", "null", "", "2024-01-01", "2001-12-14t21:59:43.10-05:00", "=", "<<", "0.", "1.0e+3"]
+TAGS = ["!!str", "!!int", "!!float", "!!bool", "!!null", "!!binary", "!!set", "!!timestamp", "!!omap", "!foo",
+        "!!python/name:os.system", "!!python/object/apply:os.system"]
+plain_text = st.from_regex(r"[a-z][a-z0-9./-]{0,12}", fullmatch=True)
+
+
+def fragment(indent: str):
+    """A YAML value as written after `key: ` on a line indented by `indent`."""
+    return st.one_of(
+        st.sampled_from(TRICKY), plain_text,
+        st.text(max_size=12).map(lambda t: json.dumps(t)),  # double-quoted, escapes for every control character
+        st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=12).map(
+            lambda t: "'" + t.replace("'", "''") + "'"),
+        st.lists(st.sampled_from(TRICKY[:10] + ["line", "\u202eend", "x: y"]), min_size=1, max_size=3).map(
+            lambda lines: "|\n" + "".join(f"{indent}  {line}\n" for line in lines).rstrip("\n")),
+        st.lists(plain_text, min_size=1, max_size=3).map(
+            lambda lines: ">-\n" + "".join(f"{indent}  {line}\n" for line in lines).rstrip("\n")),
+        st.tuples(st.sampled_from(TAGS), st.sampled_from(TRICKY + ["aGk=", "{a}", "[]"])).map(" ".join),
+        st.lists(st.sampled_from(TRICKY), max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
+        st.dictionaries(plain_text, st.sampled_from(TRICKY), max_size=2).map(
+            lambda d: "{" + ", ".join(f"{k}: {v}" for k, v in d.items()) + "}"),
+    )
+
+
+class _Yaml11(yaml.SafeLoader):
+    """The reference reading: PyYAML's YAML 1.1, dates (and `=`, `<<`) kept as the text written."""
+
+
+for _tag in ("timestamp", "value", "merge"):  # `=` and `<<` as values are text too
+    _Yaml11.add_constructor(f"tag:yaml.org,2002:{_tag}", yaml.SafeLoader.construct_scalar)
+
+
+@st.composite
+def documents(draw):
+    values = {name: default for name, (default, _indent, _key) in FIELDS.items()}
+    # Half the time only `vars`, which take any value: the values that are accepted get compared.
+    changed = draw(st.one_of(st.lists(st.sampled_from(["greeting", "other"]), min_size=1, max_size=2, unique=True),
+                             st.lists(st.sampled_from(sorted(FIELDS)), min_size=1, max_size=2, unique=True)))
+    for name in changed:
+        values[name] = draw(fragment(FIELDS[name][1]))
+    shape = draw(st.sampled_from(["values", "values", "values", "alias", "duplicate"]))
+    if shape == "alias" and len(changed) >= 2:
+        values[changed[0]] = f"&anchor {values[changed[0]]}"
+        values[changed[1]] = "*anchor"
+    template = TEMPLATE
+    if shape == "duplicate":  # a key line of the template written twice (never a line of a block scalar)
+        lines = template.splitlines(keepends=True)
+        at = draw(st.integers(0, len(lines) - 1))
+        template = "".join(lines[: at + 1] + [lines[at]] + lines[at + 1:])
+    return shape, changed, values, template.format(**values)
+
+
+YAML_RUNS = {"exit 0": 0, "exit 2": 0}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents())
+def test_yaml_structure_is_read_as_written_or_refused(doc):
+    shape, changed, values, text = doc
+    with tempfile.TemporaryDirectory() as scratch:
+        project = Project(scratch)
+        project.config.write_text(text, encoding="utf-8")
+        code, output = project.run("render", "app")
+        YAML_RUNS[f"exit {code}"] += 1
+        assert project.written_outside() == []
+        if code == 2:
+            assert str(project.config) in output
+            if shape == "duplicate" and "duplicate key" not in output:
+                # Only a syntax error, or a value error before the duplicate, is reported instead.
+                named = any(FIELDS[name][2] in output for name in changed)
+                assert "YAML" in output or "(line " in output or named, output
+            return
+        assert shape == "values" or (shape == "alias" and len(changed) < 2), (shape, output)
+        reference = yaml.load(text, Loader=_Yaml11)  # noqa: S506 - the safe loader
+        tfvars = json.loads((project.root / ".mlcicd" / "app" / "terraform.tfvars.json").read_text("utf-8"))
+        app = reference["environments"]["app"]
+        for name in ("greeting", "other"):
+            assert tfvars[name] == app["vars"][name], (name, values[name])
+        assert tfvars["project"] == reference["project"] and tfvars["region"] == reference["region"]
+        assert tfvars["repository"] == reference["repository"]["name"]
+        assert tfvars["branch"] == reference["repository"]["branch"]
+        for name, got in (("devops", tfvars["accounts"]["devops"]), ("account", tfvars["account_id"])):
+            written = values[name]
+            if name == "account" and written.strip("'\"") == "staging":
+                continue
+            # An id is its digits as written, never the number YAML 1.1 makes of them (octal).
+            assert got == "".join(c for c in written.split(" ")[-1] if c.isdigit()), (name, written, got)
+
+
+# -- the process environment: read-only HOME and checkout, missing or unusable cache ----------
+
+
+ENV_RUNS: dict[str, int] = {}
+
+
+@settings(max_examples=16, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(home_ro=st.booleans(), checkout_ro=st.booleans(),
+       cache=st.sampled_from(["unset", "missing", "read-only", "a file"]),
+       command=st.sampled_from([("render", "--all"), ("render", "app")]))
+def test_the_process_environment_never_gives_a_traceback(home_ro, checkout_ro, cache, command):
+    from tests.test_input import run_with_read_only
+
+    with tempfile.TemporaryDirectory() as scratch:
+        project = Project(scratch)
+        project.write(BASE)
+        home = project.scratch / "home"
+        home.mkdir()
+        env = {"HOME": str(home)}
+        read_only = [p for p, on in ((home, home_ro), (project.root, checkout_ro)) if on]
+        if cache != "unset":
+            target = project.scratch / "cache"
+            env["XDG_CACHE_HOME"] = str(target)
+            if cache == "read-only":
+                target.mkdir()
+                read_only.append(target)
+            elif cache == "a file":
+                target.write_text("not a directory")
+        done = run_with_read_only(read_only, ["--config", str(project.config), *command], env)
+        key = f"exit {done.returncode}"
+        ENV_RUNS[key] = ENV_RUNS.get(key, 0) + 1
+        assert "Traceback" not in done.stderr, done.stderr
+        assert [p for p in project.written_outside() if home not in p.parents
+                and project.scratch / "cache" not in p.parents and p != project.scratch / "cache"] == []
+        if checkout_ro:
+            assert done.returncode == 1, done.stderr
+            assert f"cannot write {project.root / '.mlcicd'}: Read-only file system" in done.stderr
+        else:
+            assert done.returncode == 0, done.stderr
+            check_rendered(project, BASE)
+
+
+def test_zz_report_hypothesis_input_counts():
+    """Not a check: prints how many generated inputs each property above ran on."""
+    print(f"\nYAML structure runs: {YAML_RUNS}; process environment runs: {ENV_RUNS}")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
+import errno
+import io
 import json
+import os
 import subprocess
 import sys
 
@@ -61,7 +65,8 @@ def test_render_is_deterministic_and_says_generated(tmp_path):
 
 def test_backend_with_custom_endpoint_and_dynamodb_lock(tmp_path):
     cfg = load(tmp_path, "state:\n  lock: dynamodb\n")
-    runtime = Runtime(s3_endpoint="http://127.0.0.1:4566", sts_endpoint="http://127.0.0.1:4566")
+    runtime = Runtime.from_environ({"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:4566",
+                                    "AWS_ENDPOINT_URL_STS": "http://127.0.0.1:4566"})
     _, backend = render.render_text(cfg, cfg.env("dev"), runtime)
     text = backend.decode()
     assert 'dynamodb_table = "demo-tflock"' in text
@@ -105,10 +110,48 @@ def test_render_command(tmp_path):
     assert usage.exit_code == 2 and "--all" in usage.output
 
 
-def test_no_temporary_files_left_behind(tmp_path):
+class _CrashingFile:
+    """A file whose write stores half the bytes and then fails, as a full disk or a killed
+    process leaves it."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def write(self, data):
+        self.real.write(data[: len(data) // 2])
+        self.real.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.real.close()
+
+
+def test_a_crash_mid_write_leaves_the_previous_file_whole(tmp_path, monkeypatch):
     cfg = load(tmp_path)
-    render.render(cfg, cfg.env("data"), Runtime())
-    leftovers = [p.name for p in (tmp_path / ".mlcicd/data").iterdir() if p.name.endswith(".tmp")]
-    assert leftovers == []
+    first = render.render(cfg, cfg.env("data"), Runtime())
+    before = first.tfvars.read_bytes(), first.backend.read_bytes()
+    changed = load(tmp_path, "environments:\n  data:\n    vars: {note: " + "x" * 2000 + "}\n")
+    real_fdopen, real_open = os.fdopen, io.open
 
+    def crashing(opener):
+        def open_(file, mode="r", *args, **kwargs):
+            handle = opener(file, mode, *args, **kwargs)
+            return _CrashingFile(handle) if "w" in mode else handle
+        return open_
 
+    monkeypatch.setattr(os, "fdopen", crashing(real_fdopen))
+    monkeypatch.setattr(io, "open", crashing(real_open))
+    monkeypatch.setattr(builtins, "open", crashing(real_open))
+    result = CliRunner().invoke(main, ["--config", str(changed.path), "render", "data"])
+    monkeypatch.undo()
+    assert result.exit_code == 1, result.output
+    assert "No space left on device" in result.output and "Traceback" not in result.output
+    assert (first.tfvars.read_bytes(), first.backend.read_bytes()) == before
+    # No temporary file left behind either.
+    assert sorted(p.name for p in first.tfvars.parent.iterdir()) == sorted((render.BACKEND_NAME, render.TFVARS_NAME))

@@ -11,6 +11,7 @@ handle_errors, and only here. Heavy modules are imported inside commands so that
 
 from __future__ import annotations
 
+import errno
 import signal
 import sys
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ class State:
     def config(self) -> Config:
         from mlcicd import config
 
-        return config.load(config.resolve_path(self.config_option, self.runtime.environ))
+        return config.load(config.resolve_path(self.config_option, self.runtime.config_path))
 
     def env(self, name: str) -> Environment:
         return self.config.env(name)
@@ -59,25 +60,55 @@ def use_color() -> bool:
 
 
 def handle_errors(func):
-    """Turn MlcicdError into a message and its exit code; never a traceback for user mistakes."""
+    """Turn MlcicdError into a message and its exit code; never a traceback for user mistakes.
+    Messages carry outside text (paths, names, AWS and Terraform messages): control and bidi
+    characters are shown escaped. A file mlcicd cannot write (read-only checkout or HOME) is
+    reported with what to change, wherever in the library it happened."""
 
     @wraps(func)
     def wrapper(*args, **kwargs):
         from mlcicd.errors import MlcicdError
+        from mlcicd.printable import escape
 
         try:
             return func(*args, **kwargs)
         except MlcicdError as exc:
-            from mlcicd.printable import escape
-
-            # Messages quote outside text (names, AWS and Terraform errors): never raw controls.
             click.secho(f"Error: {escape(str(exc))}", err=True, fg="red")
             sys.exit(exc.exit_code)
+        except OSError as exc:
+            if exc.errno not in _UNWRITABLE or exc.filename is None:
+                raise
+            error = _unwritable(exc)
+            click.secho(f"Error: {escape(str(error))}", err=True, fg="red")
+            sys.exit(error.exit_code)
         except KeyboardInterrupt:
             click.secho("Interrupted.", err=True, fg="red")
             sys.exit(130)
 
     return wrapper
+
+
+# Errors that mean "cannot write there": permissions, read-only file systems, a full disk, and
+# a file where a directory should be (e.g. XDG_CACHE_HOME naming a file).
+_UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+                         errno.EEXIST, errno.EISDIR})
+
+
+def _unwritable(exc: OSError):
+    """The specific error for a path that could not be written: in the cache, or in the project."""
+    from pathlib import Path
+
+    from mlcicd.errors import CacheNotWritable, WorkdirNotWritable
+
+    path = Path(exc.filename)
+    ctx = click.get_current_context(silent=True)
+    state = ctx.find_object(State) if ctx else None
+    runtime = state.runtime if state else None
+    reason = exc.strerror or str(exc)
+    if runtime and runtime.cache_dir and (path == runtime.cache_dir or runtime.cache_dir in path.parents
+                                          or path in runtime.cache_dir.parents):
+        return CacheNotWritable(path, reason)
+    return WorkdirNotWritable(path, reason)
 
 
 pass_state = click.make_pass_decorator(State)
@@ -133,8 +164,8 @@ def chosen_envs(state: State, envs: tuple[str, ...], all_: bool) -> list[str]:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "config_option", metavar="PATH", envvar="MLCICD_CONFIG",
-              help="Config file (default: ./mlcicd.yaml, or $MLCICD_CONFIG).")
+@click.option("--config", "config_option", metavar="PATH",
+              help="Config file (default: $MLCICD_CONFIG, else ./mlcicd.yaml).")
 @click.version_option(__version__, prog_name="mlcicd")
 @click.pass_context
 def main(ctx: click.Context, config_option: str | None) -> None:

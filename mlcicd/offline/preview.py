@@ -30,7 +30,7 @@ from mlcicd.errors import MlcicdError, UsageError
 from mlcicd.offline import provider
 from mlcicd.offline.datasources import Identity
 from mlcicd.runtime import Runtime
-from mlcicd.terraform import BUNDLED, Sink, build_argv, default_cache_dir, resolve_executable, write_cli_config
+from mlcicd.terraform import BUNDLED, Sink, build_argv, resolve_executable, write_cli_config
 
 OFFLINE = provider.OFFLINE
 OVERRIDE_FILE = "zz_mlcicd_offline_override.tf"
@@ -199,7 +199,7 @@ class OfflineWorkspace(Workspace):
                          sink=DropDevOverrideWarning(sink or _print), color=color)
         self.scratch = scratch
         self.who = Identity(env.account_id, config.region, aws.partition(config.region))
-        self.cache_dir = default_cache_dir(runtime.environ)
+        self.cache_dir = runtime.cache_dir or scratch / "cache"
         # Plans land apart from real ones, and Terraform never sees a user's own CLI config
         # (it could lack the override), workspace selection, or the real data directory.
         self.workdir = render.env_dir(config, env) / "offline"
@@ -207,6 +207,7 @@ class OfflineWorkspace(Workspace):
         self.tf.cli_config = scratch / "terraformrc"
         self.tf.environ = {k: v for k, v in runtime.environ.items()
                            if k not in ("TF_CLI_CONFIG_FILE", "TF_WORKSPACE")}
+        self.tf.user_cli_config = None
         # The bundled core unless MLCICD_TERRAFORM says otherwise: an older terraform on PATH
         # (1.11, for one) still tries to download a dev-overridden provider during init.
         self.tf.executable = resolve_executable(runtime.terraform or BUNDLED)
@@ -223,7 +224,8 @@ class OfflineWorkspace(Workspace):
         return True
 
     def plan(self, out: Path | None = None, **kwargs) -> PlanOutcome:
-        if self.env.account_role == "devops" and not render.recorded_connection_arn(self.config):
+        if "connection_arn" in render.variables(self.config, self.env) and \
+                not render.recorded_connection_arn(self.config):
             # Without an AWS account there is no `mlcicd connect`: plan with a placeholder.
             placeholder = (f"arn:{self.who.partition}:codeconnections:{self.who.region}:{self.who.account}"
                            ":connection/offline-preview")
