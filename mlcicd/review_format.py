@@ -12,8 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mlcicd import plan as plandir
-from mlcicd.fsutil import atomic_write
+from mlcicd import plandir
 from mlcicd.policy import Policy
 from mlcicd.review import DESTRUCTIVE, SECTIONS, Entry, Review
 
@@ -160,12 +159,9 @@ def _code(text: str) -> str:
 # -- plan directory ----------------------------------------------------------------------------
 
 
-REVIEW_MARKDOWN = "review.md"
-
-
 def write(plan_dir: Path, review: Review) -> str:
     """Write a plan directory's readable review (summary.txt, review.md); returns the text."""
     text = render_text(review)
-    atomic_write(plan_dir / plandir.SUMMARY, text.encode())
-    atomic_write(plan_dir / REVIEW_MARKDOWN, render_markdown(review).encode())
+    plandir.write_file(plan_dir, plandir.SUMMARY, text.encode())
+    plandir.write_file(plan_dir, plandir.REVIEW_MARKDOWN, render_markdown(review).encode())
     return text

@@ -4,6 +4,7 @@ status, approve, reject."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import click
@@ -44,12 +45,15 @@ def review(state: State, plan_path: Path, fmt: str, fail_on: str, max_rows: int,
     from mlcicd.pipeline import build_console_url, write_exports
 
     gates = reviewer.parse_gates(fail_on)
-    env, sha, plan = reviewer.load(plan_path)
+    env, sha, plan, plan_bytes = _load_for_review(plan_path)
     masker = Masker.from_settings(state.config.masks, state.runtime.environ)
     result = reviewer.build(env, plan, masker, sha)
     if checkov or (checkov is None and policy.checkov_available()):
-        plan_json = plan_path / "plan.json" if plan_path.is_dir() else plan_path
-        result = result.with_policy(policy.run_checkov(plan_json, masker))
+        # Checkov reads a file: give it the bytes that were verified, not the directory's file again.
+        with tempfile.TemporaryDirectory(prefix="mlcicd-review-") as scratch:
+            plan_json = Path(scratch) / "plan.json"
+            plan_json.write_bytes(plan_bytes)
+            result = result.with_policy(policy.run_checkov(plan_json, masker))
     text = review_format.render(result, fmt, max_rows)
     if out is not None:
         from mlcicd.fsutil import atomic_write
@@ -59,7 +63,26 @@ def review(state: State, plan_path: Path, fmt: str, fail_on: str, max_rows: int,
         url = build_console_url(state.runtime.codebuild_build_arn)
         write_exports(exports, reviewer.exports(result, review_url=url))
     click.echo(text, nl=False)
+    if not sha:
+        click.secho(f"unverified: {plan_path} is a bare plan.json, not a plan directory; nothing shows it is "
+                    "the plan that would be applied", err=True, fg="yellow")
     reviewer.gate(result, gates)
+
+
+def _load_for_review(path: Path):
+    """(env, plan sha256, plan, plan.json bytes): a plan directory is verified against its manifest
+    before anything in it is read; a bare plan.json is read as it is, with no sha256 (unverified)."""
+    from mlcicd import plandir
+    from mlcicd.errors import UsageError
+
+    if path.is_dir() or path.is_symlink():
+        checked = plandir.open_verified(path)
+        manifest = checked.manifest
+        return manifest.env, manifest.plan_sha256, checked.plan_json, checked.contents[plandir.PLAN_JSON]
+    if path.is_file():
+        plan, data = plandir.read_bare_plan_json(path)
+        return path.stem, "", plan, data
+    raise UsageError(f"{path} is neither a plan directory nor a plan.json file")
 
 
 @main.command("run-pipeline")
