@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import boto3
 import pytest
@@ -21,10 +22,11 @@ BUCKET = "tfstate-test"
 STATE_KEY = "app/terraform.tfstate"
 LOCK_KEY = STATE_KEY + ".tflock"
 
-# Four resources created one after another, each running a command, so an apply takes
-# several seconds and an interrupt lands while Terraform is busy. TF_VAR_steps=0 makes a
-# quick baseline apply; TF_VAR_step_command lets a test make the in-flight step slow to stop
-# (`sleep N | cat`: Terraform kills the shell, but waits for the pipe it holds to close).
+# Four resources created one after another, each running a command. Step 0 finishes at once;
+# the later ones wait until the file TF_VAR_release_file exists, so an interrupt sent after
+# step 0 always lands while Terraform is busy, however loaded the machine. TF_VAR_steps=0 makes
+# a quick baseline apply; TF_VAR_step_command lets a test make the in-flight step slow to stop
+# (`... | cat`: Terraform kills the shell, but waits for the pipe it holds to close).
 SLOW_TF = "\n".join(
     f"""
 resource "terraform_data" "step{i}" {{
@@ -33,7 +35,8 @@ resource "terraform_data" "step{i}" {{
   {f"depends_on = [terraform_data.step{i - 1}]" if i else ""}
 
   provisioner "local-exec" {{
-    command = var.step_command
+    command     = var.step_command
+    environment = {{ STEP = {i}, RELEASE = var.release_file }}
   }}
 }}"""
     for i in range(4)
@@ -44,9 +47,14 @@ variable "steps" {
   default = 4
 }
 
+variable "release_file" {
+  type    = string
+  default = ""
+}
+
 variable "step_command" {
   type    = string
-  default = "sleep 1"
+  default = "[ $STEP = 0 ] && exit 0; for i in $(seq 3000); do [ -e $RELEASE ] && exit 0; sleep 0.1; done; exit 1"
 }
 """
 
@@ -119,7 +127,7 @@ def interrupted_apply(project, signals: list[signal.Signals], **env: str) -> tup
     """Start an apply, wait until it is creating the slow steps, send `signals` (the second
     once Terraform has said it is stopping), and return the finished run and the old state."""
     before = remote_state()
-    run = Run(project, "apply", "app", "--auto-approve", **env)
+    run = Run(project, "apply", "app", "--auto-approve", TF_VAR_release_file=str(release_file(project)), **env)
     run.wait_for("terraform_data.step0[0]: Creation complete")
     run.proc.send_signal(signals[0])
     for sig in signals[1:]:
@@ -127,6 +135,11 @@ def interrupted_apply(project, signals: list[signal.Signals], **env: str) -> tup
         run.proc.send_signal(sig)
     assert run.finish() == 130, run.output
     return run, before
+
+
+def release_file(project) -> Path:
+    """Once this file exists, the slow steps finish."""
+    return project.parent / "release-steps"
 
 
 def assert_state_safe(before: dict) -> dict:
@@ -159,7 +172,9 @@ def test_interrupted_apply_stops_gracefully_and_releases_the_lock(slow_project, 
 
 def test_apply_after_an_interrupt_completes_the_work(slow_project):
     interrupted_apply(slow_project, [signal.SIGINT])
-    code, out = mlcicd(slow_project, "apply", "app", "--auto-approve")
+    release_file(slow_project).touch()
+    code, out = mlcicd(slow_project, "apply", "app", "--auto-approve",
+                       TF_VAR_release_file=str(release_file(slow_project)))
     assert code == 0, out
     assert {f"step{i}" for i in range(4)} <= {r["name"] for r in remote_state()["resources"]}
     code, out = mlcicd(slow_project, "plan", "app", "--detailed-exitcode")
@@ -167,10 +182,13 @@ def test_apply_after_an_interrupt_completes_the_work(slow_project):
 
 
 def test_second_interrupt_makes_terraform_exit_at_once_as_documented(slow_project):
-    # The in-flight step takes seconds to stop, so the second signal arrives while Terraform
-    # is still stopping gracefully.
-    run, before = interrupted_apply(slow_project, [signal.SIGINT, signal.SIGINT],
-                                    TF_VAR_step_command="sleep 4 | cat")
+    # The in-flight step cannot stop until the test releases it (its pipe stays open), so the
+    # second signal arrives while Terraform is still stopping gracefully.
+    step = ('[ "$STEP" = 0 ] && exit 0; for i in $(seq 3000); do [ -e "$RELEASE" ] && break; sleep 0.1; done | cat')
+    try:
+        run, before = interrupted_apply(slow_project, [signal.SIGINT, signal.SIGINT], TF_VAR_step_command=step)
+    finally:
+        release_file(slow_project).touch()  # ends the step's loop left behind
 
     assert "second interrupt; Terraform will exit immediately" in run.output
     assert "Two interrupts received. Exiting immediately." in run.output
