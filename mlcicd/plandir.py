@@ -254,11 +254,12 @@ def _read_regular(path: Path, *, missing_hint: bool = False) -> bytes:
             raise PlanRefused(f"refusing the plan in {path.parent}: {path.name} is a symbolic link",
                               hint="plan again; a plan directory holds only regular files") from None
         raise PlanRefused(f"refusing the plan in {path.parent}: cannot read {path.name} ({exc.strerror})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise PlanRefused(f"refusing the plan in {path.parent}: {path.name} is not a regular file",
+                          hint="plan again; a plan directory holds only regular files")
     with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise PlanRefused(f"refusing the plan in {path.parent}: {path.name} is not a regular file",
-                              hint="plan again; a plan directory holds only regular files")
         if st.st_size > MAX_BYTES:
             raise PlanRefused(f"refusing the plan in {path.parent}: {path.name} is larger than {MAX_BYTES} bytes")
         return fh.read(MAX_BYTES + 1)
