@@ -26,7 +26,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,22 @@ def write_manifest(plan_dir: Path, *, project: str, env: str, account_id: str, t
                         offline=offline, files=files)
     atomic_write(plan_dir / MANIFEST, manifest.to_json(), mode=0o600)
     return manifest
+
+
+def write_review_to(out: Path, data: bytes, plan_dir: Path | None) -> None:
+    """Write a review to `out`. Into the verified plan directory `plan_dir` itself (its
+    review.md, as the pipeline does to show checkov's findings to the approver) the manifest is
+    resealed for that one file, after verifying the rest again; anything else there is refused."""
+    if plan_dir is None or out.absolute().parent != plan_dir.absolute():
+        atomic_write(out, data)
+        return
+    if out.name != REVIEW_MARKDOWN:
+        raise PlanRefused(f"refusing to write {out}: only {REVIEW_MARKDOWN} of a plan directory may be "
+                          "rewritten after planning", hint="write the review outside the plan directory")
+    verified = open_verified(plan_dir)
+    write_file(plan_dir, REVIEW_MARKDOWN, data)
+    files = {**verified.manifest.files, REVIEW_MARKDOWN: sha256_bytes(data)}
+    atomic_write(plan_dir / MANIFEST, replace(verified.manifest, files=files).to_json(), mode=0o600)
 
 
 # -- verifying -----------------------------------------------------------------------------------

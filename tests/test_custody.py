@@ -357,6 +357,16 @@ def test_a_linked_plan_directory_is_refused(project):
     assert state_keys() == []
 
 
+def test_review_may_reseal_only_the_review_of_a_plan_directory(project):
+    plan = project / "p"
+    ok(cli(project, "plan", "app", "--out", str(plan)))
+    ok(cli(project, "review", str(plan), "--format", "markdown", "--no-checkov", "--out", str(plan / "review.md")))
+    assert manifest(plan)["files"]["review.md"] == plandir.sha256_bytes((plan / "review.md").read_bytes())
+    refused(cli(project, "review", str(plan), "--no-checkov", "--out", str(plan / "summary.txt")),
+            "only review.md of a plan directory may be rewritten")
+    ok(cli(project, "apply", "app", "--plan", str(plan)))
+
+
 def test_review_of_a_bare_plan_json_says_it_is_unverified(project):
     ok(cli(project, "plan", "app", "--out", str(project / "p")))
     verified = ok(cli(project, "review", str(project / "p"), "--no-checkov"))

@@ -56,9 +56,9 @@ def review(state: State, plan_path: Path, fmt: str, fail_on: str, max_rows: int,
             result = result.with_policy(policy.run_checkov(plan_json, masker))
     text = review_format.render(result, fmt, max_rows)
     if out is not None:
-        from mlcicd.fsutil import atomic_write
+        from mlcicd import plandir
 
-        atomic_write(out, text.encode())
+        plandir.write_review_to(out, text.encode(), plan_path if sha else None)
     if exports is not None:
         url = build_console_url(state.runtime.codebuild_build_arn)
         write_exports(exports, reviewer.exports(result, review_url=url))
