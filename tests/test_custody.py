@@ -393,13 +393,13 @@ def test_an_unreachable_registry_is_said_once_with_what_to_do(project):
     assert out.count("Failed to query available provider packages") == 1  # Terraform's own, not repeated
 
 
-def test_after_an_init_that_failed_the_previous_backend_is_not_used(project):
+def test_after_a_failed_init_the_next_command_inits_again_not_using_the_previous_backend(project):
     ok(cli(project, "apply", "app", "--auto-approve"))
     cfg = project / "mlcicd.yaml"
     cfg.write_text(cfg.read_text().replace("bucket: tfstate-test", "bucket: tfstate-moved"))
-    refused(cli(project, "init", "app"), "tfstate-moved")
+    refused(cli(project, "init", "app"), 'S3 bucket "tfstate-moved" does not exist')
     # The bucket exists now, empty: plan must init against it, not plan against the old state.
     boto3.client("s3").create_bucket(Bucket="tfstate-moved")
     result = cli(project, "plan", "app", "--detailed-exitcode")
     assert result.exit_code == 2, result.output
-    assert "3 to create" in result.output
+    assert "app: 3 to create" in result.output
