@@ -166,10 +166,11 @@ class OfflineWorkspace(Workspace):
         # selection, or the real data directory. The bundled core unless MLCICD_TERRAFORM says
         # otherwise: an older terraform on PATH (1.11, for one) still tries to download a
         # dev-overridden provider during init.
-        tf = runner(config, env, runtime, sink=DropDevOverrideWarning(sink or _print), color=color)
-        tf.data_dir, tf.cli_config = scratch / "tfdata", scratch / "terraformrc"
-        tf.environ = {k: v for k, v in runtime.environ.items() if k not in ("TF_CLI_CONFIG_FILE", "TF_WORKSPACE")}
-        tf.executable = resolve_executable(runtime.terraform or BUNDLED)
+        tf = dataclasses.replace(
+            runner(config, env, runtime, sink=DropDevOverrideWarning(sink or _print), color=color),
+            data_dir=scratch / "tfdata", cli_config=scratch / "terraformrc",
+            environ={k: v for k, v in runtime.environ.items() if k not in ("TF_CLI_CONFIG_FILE", "TF_WORKSPACE")},
+            executable=resolve_executable(runtime.terraform or BUNDLED))
         # Plans land apart from real ones.
         super().__init__(config, dataclasses.replace(env, dir=mirrored), runtime, tf=tf,
                          workdir=render.env_dir(config, env) / "offline")
