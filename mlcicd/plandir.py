@@ -74,13 +74,23 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def prepare(plan_dir: Path) -> Path:
-    """Create (or reuse) `plan_dir` for a new plan: 0700, ours, with no manifest left in it
-    (never a manifest beside a plan it does not describe)."""
+    """Create (or reuse) `plan_dir` for a new plan: 0700, ours, with nothing of an earlier plan
+    left in it (never a manifest beside a plan it does not describe, nor an old file it would cover)."""
     plan_dir = plan_dir.resolve()
-    plan_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    check_custody(plan_dir, what="write a plan into")
-    plan_dir.chmod(0o700)
-    (plan_dir / MANIFEST).unlink(missing_ok=True)
+    try:
+        plan_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        check_custody(plan_dir, what="write a plan into")
+        plan_dir.chmod(0o700)
+        for name in (MANIFEST, *FILES):
+            (plan_dir / name).unlink(missing_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise PlanRefused(f"cannot write a plan into {plan_dir}: it (or a directory above it) is a file",
+                          hint="pass --out a directory (it is created if missing)") from None
+    except IsADirectoryError:
+        raise PlanRefused(f"cannot write a plan into {plan_dir}: it holds a directory where a plan file goes",
+                          hint="pass --out a new or empty directory") from None
+    except OSError as exc:
+        raise PlanRefused(f"cannot write a plan into {plan_dir} ({exc.strerror})") from None
     return plan_dir
 
 

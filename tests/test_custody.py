@@ -282,6 +282,19 @@ def test_plan_dir_modes(project):
         assert stat.S_IMODE(partial.stat().st_mode) == 0o600 and partial.stat().st_size == 0
 
 
+def test_a_new_plan_replaces_everything_an_earlier_one_left(project):
+    plan = project / "p"
+    plan.mkdir()
+    (plan / plandir.OFFLINE_MARKER).write_text("left by an offline preview")
+    (plan / "review.md").write_text("an old review")
+    ok(cli(project, "plan", "app", "--out", str(plan)))
+    assert not (plan / plandir.OFFLINE_MARKER).exists() and manifest(plan)["offline"] is False
+    assert (plan / "review.md").read_text() != "an old review"
+    (project / "afile").write_text("")
+    refused(cli(project, "plan", "app", "--out", str(project / "afile" / "p")), "(or a directory above it) is a file")
+    ok(cli(project, "apply", "app", "--plan", str(plan)))
+
+
 def test_a_plan_dir_others_can_write_or_someone_else_owns_is_refused(project, monkeypatch):
     plan = project / "p"
     ok(cli(project, "plan", "app", "--out", str(plan)))
