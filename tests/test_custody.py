@@ -416,3 +416,21 @@ def test_after_a_failed_init_the_next_command_inits_again_not_using_the_previous
     result = cli(project, "plan", "app", "--detailed-exitcode")
     assert result.exit_code == 2, result.output
     assert "app: 3 to create" in result.output
+
+
+def test_apply_in_its_private_mirror_still_finds_relative_modules_and_files(project):
+    root = project / "terraform" / "app"
+    (project / "terraform" / "shared").mkdir()
+    (project / "terraform" / "shared" / "data.txt").write_text("from the shared module")
+    (project / "terraform" / "shared" / "main.tf").write_text(
+        'resource "terraform_data" "shared" {\n  input = file("${path.module}/data.txt")\n}\n')
+    (root / "root.txt").write_text("from the root module")
+    (root / "extra.tf").write_text(
+        'module "shared" {\n  source = "../shared"\n}\n\n'
+        'resource "terraform_data" "local" {\n  input = file("${path.module}/root.txt")\n}\n')
+    ok(cli(project, "apply", "app", "--auto-approve"))
+    state = remote_state()
+    inputs = {r["name"]: r["instances"][0]["attributes"]["input"]["value"] for r in state["resources"]
+              if r["name"] in ("shared", "local")}
+    assert inputs == {"shared": "from the shared module", "local": "from the root module"}
+    assert not [p for p in (project / ".mlcicd" / "app").iterdir() if p.name.startswith("apply-")]
