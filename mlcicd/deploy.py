@@ -259,6 +259,10 @@ class Workspace:
                 f"refusing to apply: the plan in {plan_dir} has sha256 {manifest.plan_sha256}, "
                 f"not the approved {expect_sha256.strip()}",
                 hint="apply the plan that was approved, or plan, review and approve again")
+        if verified.plan_json.data.get("terraform_version") != manifest.terraform_version:
+            raise PlanRefused(f"refusing to apply: {plandir.PLAN_JSON} in {plan_dir} was made by Terraform "
+                              f"{verified.plan_json.data.get('terraform_version')!r}, the manifest says "
+                              f"{manifest.terraform_version!r}", hint="plan again")
         self._check_backend(verified)
         return verified
 

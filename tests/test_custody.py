@@ -164,6 +164,12 @@ def test_a_plan_for_another_environment_is_refused_before_init(project, tmp_path
     fresh = tmp_path / "fresh-checkout"  # a CI job that has not run init for app
     shutil.copytree(project, fresh, ignore=shutil.ignore_patterns(".mlcicd"))
     refused(cli(fresh, "apply", "app", "--plan", str(plan)), "holds a plan for environment 'other', not 'app'")
+    # So is a plan.json that does not parse (its hash resealed), and the wrong approved sha.
+    ours = tmp_path / "app-plan"
+    ok(cli(project, "plan", "app", "--out", str(ours)))
+    refused(cli(fresh, "apply", "app", "--plan", str(ours), "--expect-sha256", "0" * 64), "not the approved")
+    _malformed_json(ours)
+    refused(cli(fresh, "apply", "app", "--plan", str(ours)), "is not readable plan JSON")
     assert not (fresh / ".mlcicd" / "app" / "tfdata").exists()
 
 
