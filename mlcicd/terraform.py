@@ -364,11 +364,12 @@ def _interrupt_on_parent_death(parent: int) -> Callable[[], None]:
     """A preexec_fn: the child gets SIGINT (a graceful stop) when mlcicd dies, even by SIGKILL."""
     import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
+    # Looked up here, not in the child: between fork and exec only the simplest calls are safe.
+    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
 
     def arm() -> None:
-        if hasattr(libc, "prctl"):
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGINT, 0, 0, 0)
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGINT, 0, 0, 0)
         if os.getppid() != parent:  # mlcicd died before the signal was armed
             os._exit(130)
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import http.client
+import http.server
 import json
 import os
 import queue
@@ -25,8 +27,7 @@ LOCK_KEY = STATE_KEY + ".tflock"
 # Four resources created one after another, each running a command. Step 0 finishes at once;
 # the later ones wait until the file TF_VAR_release_file exists, so an interrupt sent after
 # step 0 always lands while Terraform is busy, however loaded the machine. TF_VAR_steps=0 makes
-# a quick baseline apply; TF_VAR_step_command lets a test make the in-flight step slow to stop
-# (`... | cat`: Terraform kills the shell, but waits for the pipe it holds to close).
+# a quick baseline apply.
 SLOW_TF = "\n".join(
     f"""
 resource "terraform_data" "step{i}" {{
@@ -181,14 +182,65 @@ def test_apply_after_an_interrupt_completes_the_work(slow_project):
     assert code == 0, out
 
 
-def test_second_interrupt_makes_terraform_exit_at_once_as_documented(slow_project):
-    # The in-flight step cannot stop until the test releases it (its pipe stays open), so the
-    # second signal arrives while Terraform is still stopping gracefully.
-    step = ('[ "$STEP" = 0 ] && exit 0; for i in $(seq 3000); do [ -e "$RELEASE" ] && break; sleep 0.1; done | cat')
-    try:
-        run, before = interrupted_apply(slow_project, [signal.SIGINT, signal.SIGINT], TF_VAR_step_command=step)
-    finally:
-        release_file(slow_project).touch()  # ends the step's loop left behind
+class StateWriteGate(http.server.BaseHTTPRequestHandler):
+    """A pass-through to the emulator that, once armed, holds the next upload of the state
+    until released: Terraform is then certainly still stopping (writing the state) when the
+    test sends its second interrupt."""
+
+    upstream = ""
+    armed = threading.Event()
+    holding = threading.Event()
+    release = threading.Event()
+
+    def _forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path = self.path.split("?")[0]
+        if self.command == "PUT" and path.endswith("/" + STATE_KEY) and StateWriteGate.armed.is_set():
+            StateWriteGate.holding.set()
+            StateWriteGate.release.wait(timeout=120)
+        conn = http.client.HTTPConnection(self.upstream, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        conn.request(self.command, self.path, body=body, headers=headers)
+        answer = conn.getresponse()
+        data = answer.read()
+        self.send_response(answer.status)
+        for k, v in answer.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def state_write_gate(aws_env):
+    StateWriteGate.upstream = aws_env.url.removeprefix("http://")
+    for event in (StateWriteGate.armed, StateWriteGate.holding, StateWriteGate.release):
+        event.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StateWriteGate)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    StateWriteGate.release.set()
+    server.shutdown()
+
+
+def test_second_interrupt_makes_terraform_exit_at_once_as_documented(slow_project, state_write_gate):
+    before = remote_state()
+    run = Run(slow_project, "apply", "app", "--auto-approve", TF_VAR_release_file=str(release_file(slow_project)),
+              AWS_ENDPOINT_URL_S3=state_write_gate)
+    run.wait_for("terraform_data.step0[0]: Creation complete")
+    StateWriteGate.armed.set()
+    run.proc.send_signal(signal.SIGINT)
+    # Terraform stops the in-flight step and writes the state; that write is held here.
+    assert StateWriteGate.holding.wait(timeout=90), run.output
+    run.proc.send_signal(signal.SIGINT)
+    assert run.finish() == 130, run.output
+    StateWriteGate.release.set()
 
     assert "second interrupt; Terraform will exit immediately" in run.output
     assert "Two interrupts received. Exiting immediately." in run.output
@@ -196,13 +248,12 @@ def test_second_interrupt_makes_terraform_exit_at_once_as_documented(slow_projec
     assert "force-unlock" in run.output  # the hint says how to recover a left lock
     assert_state_safe(before)  # never a torn state: S3 replaces the object whole
 
-    # As documented: Terraform tries to save state and release the lock before it exits, but
-    # may not manage; either the next plan just works, or it names the lock to force-unlock.
+    # As documented: Terraform exited before it could release the lock; the next plan names
+    # it, force-unlock releases it, and work goes on.
     code, out = mlcicd(slow_project, "plan", "app")
-    if code != 0:
-        assert "is locked by" in out, out
-        lock_id = out.split("lock ID ")[1].split(",")[0].split(")")[0]
-        code, out = mlcicd(slow_project, "force-unlock", "app", lock_id, "--yes")
-        assert code == 0, out
-        code, out = mlcicd(slow_project, "plan", "app")
+    assert code == 1 and "is locked by" in out, out
+    lock_id = out.split("lock ID ")[1].split(",")[0].split(")")[0]
+    code, out = mlcicd(slow_project, "force-unlock", "app", lock_id, "--yes")
+    assert code == 0, out
+    code, out = mlcicd(slow_project, "plan", "app")
     assert code == 0, out
