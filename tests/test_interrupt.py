@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import http.client
+import http.server
 import json
 import os
 import queue
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import boto3
 import pytest
@@ -21,10 +24,10 @@ BUCKET = "tfstate-test"
 STATE_KEY = "app/terraform.tfstate"
 LOCK_KEY = STATE_KEY + ".tflock"
 
-# Four resources created one after another, each running a command, so an apply takes
-# several seconds and an interrupt lands while Terraform is busy. TF_VAR_steps=0 makes a
-# quick baseline apply; TF_VAR_step_command lets a test make the in-flight step slow to stop
-# (`sleep N | cat`: Terraform kills the shell, but waits for the pipe it holds to close).
+# Four resources created one after another, each running a command. Step 0 finishes at once;
+# the later ones wait until the file TF_VAR_release_file exists, so an interrupt sent after
+# step 0 always lands while Terraform is busy, however loaded the machine. TF_VAR_steps=0 makes
+# a quick baseline apply.
 SLOW_TF = "\n".join(
     f"""
 resource "terraform_data" "step{i}" {{
@@ -33,7 +36,8 @@ resource "terraform_data" "step{i}" {{
   {f"depends_on = [terraform_data.step{i - 1}]" if i else ""}
 
   provisioner "local-exec" {{
-    command = var.step_command
+    command     = var.step_command
+    environment = {{ STEP = {i}, RELEASE = var.release_file }}
   }}
 }}"""
     for i in range(4)
@@ -44,9 +48,14 @@ variable "steps" {
   default = 4
 }
 
+variable "release_file" {
+  type    = string
+  default = ""
+}
+
 variable "step_command" {
   type    = string
-  default = "sleep 1"
+  default = "[ $STEP = 0 ] && exit 0; for i in $(seq 3000); do [ -e $RELEASE ] && exit 0; sleep 0.1; done; exit 1"
 }
 """
 
@@ -119,7 +128,7 @@ def interrupted_apply(project, signals: list[signal.Signals], **env: str) -> tup
     """Start an apply, wait until it is creating the slow steps, send `signals` (the second
     once Terraform has said it is stopping), and return the finished run and the old state."""
     before = remote_state()
-    run = Run(project, "apply", "app", "--auto-approve", **env)
+    run = Run(project, "apply", "app", "--auto-approve", TF_VAR_release_file=str(release_file(project)), **env)
     run.wait_for("terraform_data.step0[0]: Creation complete")
     run.proc.send_signal(signals[0])
     for sig in signals[1:]:
@@ -127,6 +136,11 @@ def interrupted_apply(project, signals: list[signal.Signals], **env: str) -> tup
         run.proc.send_signal(sig)
     assert run.finish() == 130, run.output
     return run, before
+
+
+def release_file(project) -> Path:
+    """Once this file exists, the slow steps finish."""
+    return project.parent / "release-steps"
 
 
 def assert_state_safe(before: dict) -> dict:
@@ -159,18 +173,74 @@ def test_interrupted_apply_stops_gracefully_and_releases_the_lock(slow_project, 
 
 def test_apply_after_an_interrupt_completes_the_work(slow_project):
     interrupted_apply(slow_project, [signal.SIGINT])
-    code, out = mlcicd(slow_project, "apply", "app", "--auto-approve")
+    release_file(slow_project).touch()
+    code, out = mlcicd(slow_project, "apply", "app", "--auto-approve",
+                       TF_VAR_release_file=str(release_file(slow_project)))
     assert code == 0, out
     assert {f"step{i}" for i in range(4)} <= {r["name"] for r in remote_state()["resources"]}
     code, out = mlcicd(slow_project, "plan", "app", "--detailed-exitcode")
     assert code == 0, out
 
 
-def test_second_interrupt_makes_terraform_exit_at_once_as_documented(slow_project):
-    # The in-flight step takes seconds to stop, so the second signal arrives while Terraform
-    # is still stopping gracefully.
-    run, before = interrupted_apply(slow_project, [signal.SIGINT, signal.SIGINT],
-                                    TF_VAR_step_command="sleep 4 | cat")
+class StateWriteGate(http.server.BaseHTTPRequestHandler):
+    """A pass-through to the emulator that, once armed, holds the next upload of the state
+    until released: Terraform is then certainly still stopping (writing the state) when the
+    test sends its second interrupt."""
+
+    upstream = ""
+    armed = threading.Event()
+    holding = threading.Event()
+    release = threading.Event()
+
+    def _forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path = self.path.split("?")[0]
+        if self.command == "PUT" and path.endswith("/" + STATE_KEY) and StateWriteGate.armed.is_set():
+            StateWriteGate.holding.set()
+            StateWriteGate.release.wait(timeout=120)
+        conn = http.client.HTTPConnection(self.upstream, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        conn.request(self.command, self.path, body=body, headers=headers)
+        answer = conn.getresponse()
+        data = answer.read()
+        self.send_response(answer.status)
+        for k, v in answer.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def state_write_gate(aws_env):
+    StateWriteGate.upstream = aws_env.url.removeprefix("http://")
+    for event in (StateWriteGate.armed, StateWriteGate.holding, StateWriteGate.release):
+        event.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StateWriteGate)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    StateWriteGate.release.set()
+    server.shutdown()
+
+
+def test_second_interrupt_makes_terraform_exit_at_once_as_documented(slow_project, state_write_gate):
+    before = remote_state()
+    run = Run(slow_project, "apply", "app", "--auto-approve", TF_VAR_release_file=str(release_file(slow_project)),
+              AWS_ENDPOINT_URL_S3=state_write_gate)
+    run.wait_for("terraform_data.step0[0]: Creation complete")
+    StateWriteGate.armed.set()
+    run.proc.send_signal(signal.SIGINT)
+    # Terraform stops the in-flight step and writes the state; that write is held here.
+    assert StateWriteGate.holding.wait(timeout=90), run.output
+    run.proc.send_signal(signal.SIGINT)
+    assert run.finish() == 130, run.output
+    StateWriteGate.release.set()
 
     assert "second interrupt; Terraform will exit immediately" in run.output
     assert "Two interrupts received. Exiting immediately." in run.output
@@ -178,13 +248,12 @@ def test_second_interrupt_makes_terraform_exit_at_once_as_documented(slow_projec
     assert "force-unlock" in run.output  # the hint says how to recover a left lock
     assert_state_safe(before)  # never a torn state: S3 replaces the object whole
 
-    # As documented: Terraform tries to save state and release the lock before it exits, but
-    # may not manage; either the next plan just works, or it names the lock to force-unlock.
+    # As documented: Terraform exited before it could release the lock; the next plan names
+    # it, force-unlock releases it, and work goes on.
     code, out = mlcicd(slow_project, "plan", "app")
-    if code != 0:
-        assert "is locked by" in out, out
-        lock_id = out.split("lock ID ")[1].split(",")[0].split(")")[0]
-        code, out = mlcicd(slow_project, "force-unlock", "app", lock_id, "--yes")
-        assert code == 0, out
-        code, out = mlcicd(slow_project, "plan", "app")
+    assert code == 1 and "is locked by" in out, out
+    lock_id = out.split("lock ID ")[1].split(",")[0].split(")")[0]
+    code, out = mlcicd(slow_project, "force-unlock", "app", lock_id, "--yes")
+    assert code == 0, out
+    code, out = mlcicd(slow_project, "plan", "app")
     assert code == 0, out

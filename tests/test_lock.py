@@ -34,17 +34,21 @@ def test_two_applies_at_once_exactly_one_proceeds(project, tmp_path):
     for checkout in (project, other):
         code, out = mlcicd(checkout, "init", "app")
         assert code == 0, out
-    # Each apply holds the lock for seconds (TF_VAR_hold_seconds), so the two always meet.
-    runs = [Run(checkout, "apply", "app", "--auto-approve", TF_VAR_hold_seconds="4") for checkout in (project, other)]
-    results = sorted((run.finish(), run.output) for run in runs)
+    # The first holds the lock until the test releases it, so the second always meets it.
+    release = tmp_path / "release"
+    first = Run(project, "apply", "app", "--auto-approve", TF_VAR_hold_until=str(release))
+    first.wait_for("terraform_data.hold[0]: Provisioning with 'local-exec'")
+    second = Run(other, "apply", "app", "--auto-approve", TF_VAR_hold_until=str(release))
+    failed_code = second.finish()
+    release.touch()
+    ok_code = first.finish()
+    ok_out, failed_out = first.output, second.output
 
-    (ok_code, ok_out), (failed_code, failed_out) = results
-    assert (ok_code, failed_code) == (0, 1), results
+    assert (ok_code, failed_code) == (0, 1), (ok_out, failed_out)
     assert "Apply complete!" in ok_out
     assert "Apply complete!" not in failed_out
-    if "released it moments later" not in failed_out:  # lost the race to a plan's brief lock
-        assert f"is locked by {getpass.getuser()}@" in failed_out  # who holds it: user@host
-        assert "lock ID " in failed_out and "force-unlock app" in failed_out
+    assert f"is locked by {getpass.getuser()}@" in failed_out  # who holds it: user@host
+    assert "lock ID " in failed_out and "force-unlock app" in failed_out
     assert "lock ID ?" not in failed_out
     assert "Traceback" not in failed_out
     assert LOCK_KEY not in bucket_keys()
@@ -61,7 +65,7 @@ def children(pid: int) -> list[int]:
 @pytest.fixture
 def stale_lock(project):
     """A lock left in the bucket by a Terraform killed with SIGKILL in the middle of an apply."""
-    run = Run(project, "apply", "app", "--auto-approve", TF_VAR_hold_seconds="60")
+    run = Run(project, "apply", "app", "--auto-approve", TF_VAR_hold_until=str(project / "never"))
     run.wait_for("terraform_data.hold[0]: Provisioning with 'local-exec'")
     assert LOCK_KEY in bucket_keys()
     for child in children(run.proc.pid):  # Terraform runs in its own session: kill all of it

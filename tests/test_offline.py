@@ -154,7 +154,7 @@ def test_plan_offline_writes_a_real_plan(offline_project, tmp_path):
     assert plan["output_changes"]["region"]["after"] == "aws:us-east-1"
 
     manifest = json.loads((out / "manifest.json").read_text())
-    assert "offline preview" in manifest["terraform_version"]
+    assert manifest["offline"] is True and "OFFLINE-PREVIEW.txt" in manifest["files"]
     assert snapshot(offline_project / "terraform") == before
     assert not list(offline_project.rglob("*.tfstate"))
 
@@ -162,15 +162,13 @@ def test_plan_offline_writes_a_real_plan(offline_project, tmp_path):
 def test_offline_plan_is_not_applied(offline_project, tmp_path):
     out = tmp_path / "plan"
     assert run(offline_project, "plan", "app", "--offline", "--out", str(out)).exit_code == 0
-    from mlcicd import plan as plandir
-
-    with pytest.raises(plandir.PlanRefused) as refused:
-        plandir.verify(out, env="app", terraform_version=plan_version(out), config_digest="x")
-    assert "offline preview" in str(refused.value)
-
-
-def plan_version(out: Path) -> str:
-    return json.loads((out / "plan.json").read_text())["terraform_version"]
+    data_dir = offline_project / ".mlcicd" / "app" / "tfdata"
+    # Refused before init: no backend is configured and none is reachable here.
+    result = run(offline_project, "apply", "app", "--plan", str(out))
+    assert result.exit_code == 1, result.output
+    assert "is an offline preview" in result.output and "can never be applied" in result.output
+    assert "Traceback" not in result.output
+    assert not data_dir.exists()
 
 
 def test_offline_needs_a_known_environment(offline_project):
@@ -233,7 +231,8 @@ def test_the_dev_override_warning_is_dropped(lines):
 
 
 def test_mirror_copies_the_root_and_links_its_surroundings(tmp_path):
-    from mlcicd.offline.preview import mirror, used_types
+    from mlcicd.fsutil import mirror
+    from mlcicd.offline.preview import used_types
 
     top = tmp_path / "proj"
     (top / "terraform" / "envs" / "app").mkdir(parents=True)

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from mlcicd import policy, review
 from mlcicd.cli import main
 from mlcicd.masking import Masker
-from mlcicd.plan import PlanJSON
+from mlcicd.plandir import PlanJSON
 from mlcicd.review_format import FORMATS, render, render_markdown, render_text
 from tests.conftest import write_config
 

@@ -86,3 +86,20 @@ def test_failure_raises_with_terraforms_error(tf, tmp_path):
 
 def test_version_of_bundled_core(tf, tmp_path):
     assert tf.version(tmp_path).startswith("1.")
+
+
+def test_every_line_reaches_the_sink_even_an_unterminated_last_one(tmp_path):
+    # Terraform's output goes through files, not pipes: long lines, both streams and a last
+    # line without a newline all arrive, in order per stream.
+    script = ("import sys\nfor i in range(3000): print('line', i, 'x' * 100)\n"
+              "sys.stderr.write('problem\\n')\nsys.stdout.write('no newline')")
+    lines: list[tuple[str, bool]] = []
+    runner = Terraform(executable=[sys.executable, "-c", script], environ={}, data_dir=tmp_path,
+                       sink=lambda line, err: lines.append((line, err)))
+    result = runner.run([], cwd=tmp_path)
+    assert result.returncode == 0
+    out = [line for line, err in lines if not err]
+    assert out[:2] == [f"line 0 {'x' * 100}", f"line 1 {'x' * 100}"] and len(out) == 3001
+    assert out[-1] == "no newline" and [line for line, err in lines if err] == ["problem"]
+    captured = runner.run([], cwd=tmp_path, capture=True)
+    assert captured.stdout.splitlines()[-1] == "no newline" and len(captured.stdout.splitlines()) == 3001

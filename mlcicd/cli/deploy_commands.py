@@ -113,20 +113,26 @@ def plan(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grou
 @with_many_options
 @click.option("--plan", "plan_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Apply exactly this reviewed plan directory.")
+@click.option("--expect-sha256", "expect_sha256", metavar="SHA",
+              help="With --plan: refuse unless the plan's sha256 is SHA (the one the approver was shown).")
 @click.option("--auto-approve", is_flag=True, help="Plan and apply without asking.")
 @allow_pending_option
 @pass_state
 @handle_errors
 def apply(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool,
-          plan_dir: Path | None, auto_approve: bool, allow_pending: bool) -> None:
+          plan_dir: Path | None, expect_sha256: str | None, auto_approve: bool, allow_pending: bool) -> None:
     """Apply a reviewed plan (--plan DIR), or plan, confirm and apply.
 
-    Without --plan, the plan summary is shown and you are asked to confirm; a
-    non-interactive session must pass --auto-approve or --plan instead. Several
+    With --plan, the directory is verified (every file against its manifest, who may write
+    it, the environment and backend recorded in the plan itself) and a private copy of the
+    verified plan is applied. Without --plan, the plan summary is shown and you are asked to
+    confirm; a non-interactive session must pass --auto-approve or --plan instead. Several
     environments (or --all) need --auto-approve and apply in dependency order.
     """
     from mlcicd.errors import UsageError
 
+    if expect_sha256 is not None and plan_dir is None:
+        raise UsageError("--expect-sha256 checks a reviewed plan: pass --plan DIR too")
     if all_ or len(envs) != 1:
         if plan_dir is not None or not auto_approve:
             raise UsageError("applying several environments needs --auto-approve (and no --plan)")
@@ -141,7 +147,7 @@ def apply(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, gro
     if plan_dir is not None:
         if auto_approve:
             raise UsageError("--plan applies a reviewed plan; --auto-approve does not apply to it")
-        manifest = workspace.apply_plan(plan_dir)
+        manifest = workspace.apply_plan(plan_dir, expect_sha256=expect_sha256)
         click.echo(f"{env}: applied plan {manifest.plan_sha256[:12]}")
         return
     _require_interactive(state, auto_approve, "apply")
@@ -206,6 +212,17 @@ def force_unlock(state: State, env: str, lock_id: str, yes: bool) -> None:
                       abort=True)
     workspace.force_unlock(lock_id)
     click.echo(f"{env}: lock {shown} released")
+
+
+@main.command()
+@env_argument
+@pass_state
+@handle_errors
+def recover(state: State, env: str) -> None:
+    """Push the state a failed apply could not upload (kept in .mlcicd/ENV/errored.tfstate)
+    back to ENV's backend, then delete the file. Until then plan and apply of ENV refuse."""
+    path = state.workspace(env).recover()
+    click.echo(f"{env}: state from {path} pushed to the backend; the file is deleted")
 
 
 def _plan_many(state: State, chosen: list[str], parallelism: int, grouped: bool, out: Path | None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import tempfile
 from pathlib import Path
 
 import click
@@ -52,8 +53,8 @@ def review(state: State, plan_paths: tuple[Path, ...], fmt: str, fail_on: str, m
 
     With --github-pr N, every DIR's review goes to pull request N as one markdown comment.
     """
+    from mlcicd import plandir, review_format
     from mlcicd import review as reviewer
-    from mlcicd import review_format
     from mlcicd.errors import UsageError
     from mlcicd.masking import Masker
 
@@ -70,28 +71,19 @@ def review(state: State, plan_paths: tuple[Path, ...], fmt: str, fail_on: str, m
     # objects without cycles: the collector's walks over them free nothing and took a third of
     # a big review's time.
     gc.disable()
-    env, sha, plan = reviewer.load(plan_path)
+    loaded = plandir.load_for_review(plan_path)
     masker = Masker.from_settings(state.config.masks, state.runtime.environ)
-    scan = None
-    if checkov is not False:
-        from mlcicd import policy
-
-        if checkov or policy.checkov_available():
-            # Started first, it runs beside the review's own work; the environment's root
-            # module gives it the sources' justified skips.
-            plan_json = plan_path / "plan.json" if plan_path.is_dir() else plan_path
-            root = state.config.environments[env].dir if env in state.config.environments else None
-            click.echo(f"checkov: checking {plan_json.name} in the background…", err=True)
-            scan = policy.start(plan_json, root)
-    result = reviewer.build(env, plan, masker, sha, offline=reviewer.is_offline(plan_path))
-    if scan is not None:
-        result = result.with_policy(scan.wait(masker, progress=lambda s: click.echo(
-            f"checkov: still checking ({s:.0f} s)…", err=True)))
+    with tempfile.TemporaryDirectory(prefix="mlcicd-review-") as scratch:
+        scan = _start_checkov(state, checkov, loaded, Path(scratch))
+        result = reviewer.build(loaded.env, loaded.plan, masker, loaded.plan_sha256, offline=loaded.offline)
+        if scan is not None:
+            result = result.with_policy(scan.wait(masker, progress=lambda s: click.echo(
+                f"checkov: still checking ({s:.0f} s)…", err=True)))
     text = review_format.render(result, fmt, max_rows)
     if out is not None:
-        from mlcicd.fsutil import atomic_write
+        from mlcicd import plandir
 
-        atomic_write(out, text.encode())
+        plandir.write_review_to(out, text.encode(), plan_path if loaded.plan_sha256 else None)
     if exports is not None:
         from mlcicd.pipeline import build_console_url, write_exports
 
@@ -101,7 +93,27 @@ def review(state: State, plan_paths: tuple[Path, ...], fmt: str, fail_on: str, m
         click.echo(f"{result.headline}\nReview page: {out}")
     else:
         click.echo(text, nl=False)
+    if not loaded.plan_sha256:
+        click.secho(f"unverified: {plan_path} is a bare plan.json, not a plan directory; nothing shows it is "
+                    "the plan that would be applied", err=True, fg="yellow")
     reviewer.gate(result, gates)
+
+
+def _start_checkov(state: State, checkov: bool | None, loaded, scratch: Path):
+    """Checkov, started first so it runs beside the review's own work, on the bytes that were
+    verified (not the directory's file again); the environment's root module gives it the
+    sources' justified skips."""
+    if checkov is False:
+        return None
+    from mlcicd import policy
+
+    if not (checkov or policy.checkov_available()):
+        return None
+    plan_json = scratch / "plan.json"
+    plan_json.write_bytes(loaded.plan_json)
+    env = state.config.environments.get(loaded.env)
+    click.echo("checkov: checking plan.json in the background…", err=True)
+    return policy.start(plan_json, env.dir if env is not None else None)
 
 
 def _post_to_pull_request(state: State, paths: tuple[Path, ...], number: int, sha: str, review_url: str,

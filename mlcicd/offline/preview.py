@@ -22,11 +22,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from mlcicd import aws, awsschema, render
-from mlcicd import plan as plandir
+from mlcicd import aws, awsschema, fsutil, render
 from mlcicd.config import Config, Environment
-from mlcicd.deploy import PlanOutcome, Workspace
-from mlcicd.errors import MlcicdError, UsageError
+from mlcicd.deploy import PlanOutcome, Workspace, require_root_module, runner
+from mlcicd.errors import MlcicdError
 from mlcicd.offline import provider
 from mlcicd.offline.datasources import Identity
 from mlcicd.runtime import Runtime
@@ -34,44 +33,17 @@ from mlcicd.terraform import BUNDLED, Sink, build_argv, resolve_executable, writ
 
 OFFLINE = provider.OFFLINE
 OVERRIDE_FILE = "zz_mlcicd_offline_override.tf"
-MARKER = "OFFLINE-PREVIEW.txt"
 # Terraform prints this warning on every command while dev_overrides are in effect; the
 # offline banner already says the provider is a stand-in, so the box is dropped.
 _DEV_OVERRIDE_FIRST = "Warning: Provider development overrides are in effect"
 _DEV_OVERRIDE_LAST = "releases."
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _BUILDING = threading.Lock()
-_SKIP = {".terraform", ".git", ".mlcicd", "terraform.tfstate", "terraform.tfstate.backup"}
 
 
 def banner(env: str) -> str:
     return (f"{env}: {OFFLINE} — hashicorp/aws is mlcicd's offline stand-in serving the real schema; "
             "no AWS calls, throw-away local state, nothing can be applied")
-
-
-def mirror(root_module: Path, top: Path, dest: Path) -> Path:
-    """Mirror `top` into `dest` so that `root_module` (inside `top`) is a private copy.
-
-    On the way down from `top` each directory is real and its other entries are symlinks; the
-    root module's own files are copied (Terraform may write beside them) and its
-    subdirectories linked. Returns the mirrored root module."""
-    rel = root_module.relative_to(top)
-    src, out = top, dest
-    out.mkdir(parents=True, exist_ok=True)
-    for part in rel.parts:
-        for entry in src.iterdir():
-            if entry.name != part and entry.name not in _SKIP:
-                (out / entry.name).symlink_to(entry)
-        src, out = src / part, out / part
-        out.mkdir()
-    for entry in src.iterdir():
-        if entry.name in _SKIP:
-            continue
-        if entry.is_file():
-            shutil.copy(entry, out / entry.name)
-        else:
-            (out / entry.name).symlink_to(entry.resolve())
-    return out
 
 
 def write_launcher(directory: Path, cache_dir: Path, who: Identity, types_file: Path) -> Path:
@@ -187,30 +159,26 @@ class OfflineWorkspace(Workspace):
 
     def __init__(self, config: Config, env: Environment, runtime: Runtime, scratch: Path,
                  sink: Sink | None = None, color: bool = False) -> None:
-        if not env.dir.is_dir():
-            raise UsageError(
-                f"environment '{env.name}': root module directory {env.dir} does not exist",
-                hint=f"create it, or set environments.{env.name}.dir in {config.path.name}",
-            )
-        top = config.root if env.dir == config.root or config.root in env.dir.parents else env.dir.parent
-        mirrored = mirror(env.dir, top, scratch / "tree")
+        require_root_module(config, env)
+        mirrored = fsutil.mirror(env.dir, fsutil.mirror_top(env.dir, config.root), scratch / "tree")
         (mirrored / OVERRIDE_FILE).write_text(override_text(scratch / "offline.tfstate"))
-        super().__init__(config, dataclasses.replace(env, dir=mirrored), runtime,
-                         sink=DropDevOverrideWarning(sink or _print), color=color)
+        # Terraform never sees a user's own CLI config (it could lack the override), workspace
+        # selection, or the real data directory. The bundled core unless MLCICD_TERRAFORM says
+        # otherwise: an older terraform on PATH (1.11, for one) still tries to download a
+        # dev-overridden provider during init.
+        tf = dataclasses.replace(
+            runner(config, env, runtime, sink=DropDevOverrideWarning(sink or _print), color=color),
+            data_dir=scratch / "tfdata", cli_config=scratch / "terraformrc",
+            environ={k: v for k, v in runtime.environ.items() if k not in ("TF_CLI_CONFIG_FILE", "TF_WORKSPACE")},
+            user_cli_config=None, executable=resolve_executable(runtime.terraform or BUNDLED))
+        # Plans land apart from real ones.
+        super().__init__(config, dataclasses.replace(env, dir=mirrored), runtime, tf=tf,
+                         workdir=render.env_dir(config, env) / "offline")
         self.scratch = scratch
         self.who = Identity(env.account_id, config.region, aws.partition(config.region))
         self.cache_dir = runtime.cache_dir or scratch / "cache"
-        # Plans land apart from real ones, and Terraform never sees a user's own CLI config
-        # (it could lack the override), workspace selection, or the real data directory.
-        self.workdir = render.env_dir(config, env) / "offline"
-        self.tf.data_dir = scratch / "tfdata"
-        self.tf.cli_config = scratch / "terraformrc"
-        self.tf.environ = {k: v for k, v in runtime.environ.items()
-                           if k not in ("TF_CLI_CONFIG_FILE", "TF_WORKSPACE")}
-        self.tf.user_cli_config = None
-        # The bundled core unless MLCICD_TERRAFORM says otherwise: an older terraform on PATH
-        # (1.11, for one) still tries to download a dev-overridden provider during init.
-        self.tf.executable = resolve_executable(runtime.terraform or BUNDLED)
+        self.offline_note = (banner(env.name) + ".\nThis plan shows what Terraform would do on an empty state; "
+                             "it cannot be applied.\n")
 
     def init(self, *, force: bool = False) -> bool:
         self.render()
@@ -230,16 +198,7 @@ class OfflineWorkspace(Workspace):
             placeholder = (f"arn:{self.who.partition}:codeconnections:{self.who.region}:{self.who.account}"
                            ":connection/offline-preview")
             kwargs["extra_vars"] = (*kwargs.get("extra_vars", ()), f"connection_arn={placeholder}")
-        outcome = super().plan(out, **kwargs)
-        # The manifest names the offline preview as the Terraform that made the plan, so
-        # `apply --plan` refuses it and says why.
-        manifest = dataclasses.replace(
-            outcome.manifest, terraform_version=f"{outcome.manifest.terraform_version} ({OFFLINE})")
-        plandir.write_manifest(outcome.plan_dir, manifest)
-        (outcome.plan_dir / MARKER).write_text(
-            banner(self.env.name) + ".\nThis plan shows what Terraform would do on an empty state; "
-            "it cannot be applied.\n")
-        return dataclasses.replace(outcome, manifest=manifest)
+        return super().plan(out, **kwargs)
 
 
 @contextlib.contextmanager
