@@ -41,6 +41,7 @@ class PlanOutcome:
     plan_dir: Path
     manifest: plandir.Manifest
     summary: str
+    review: review.Review
 
     @property
     def has_changes(self) -> bool:
@@ -194,7 +195,8 @@ class Workspace:
         plandir.write_file(plan_dir, plandir.PLAN_JSON, shown.stdout.encode())
         plan = plandir.parse_plan_json(shown.stdout.encode(), plan_dir / plandir.PLAN_JSON)
         self._mask(review.sensitive_strings(plan))
-        built = review.build(self.env.name, plan, self.masker, plandir.sha256_bytes(plan_file.read_bytes()))
+        built = review.build(self.env.name, plan, self.masker, plandir.sha256_bytes(plan_file.read_bytes()),
+                             offline=self.offline_note is not None)
         summary = review_format.write(plan_dir, built)
         if self.offline_note is not None:
             plandir.write_file(plan_dir, plandir.OFFLINE_MARKER, self.offline_note.encode())
@@ -204,7 +206,7 @@ class Workspace:
             config_digest=self.config_digest(), has_changes=built.has_changes, counts=built.counts,
             offline=self.offline_note is not None,
         )
-        return PlanOutcome(plan_dir, manifest, summary)
+        return PlanOutcome(plan_dir, manifest, summary, built)
 
     # -- apply -------------------------------------------------------------------------------
 

@@ -208,7 +208,7 @@ def plan_task(config: Config, runtime, out_root=None, *, destroy: bool = False):
         outcome = _workspace(config, name, runtime, sink).plan(out, destroy=destroy)
         if not outcome.has_changes:
             return EnvResult(name, "no changes")
-        return EnvResult(name, "changes", _counts(outcome))
+        return EnvResult(name, "changes", outcome.review.changes)
 
     return task
 
@@ -222,14 +222,10 @@ def apply_task(config: Config, runtime, *, destroy: bool = False):
         outcome = run(auto_approve=True, confirm=lambda _: True)
         if outcome is None or not outcome.has_changes:
             return EnvResult(name, "no changes")
-        return EnvResult(name, "applied", _counts(outcome))
+        return EnvResult(name, "applied", outcome.review.changes)
 
     return task
 
-
-def _counts(outcome) -> str:
-    """The counts part of the plan's headline ("2 to create, 1 to destroy")."""
-    return outcome.summary.splitlines()[0].split(": ", 1)[-1]
 
 
 def drift_task(config: Config, runtime):

@@ -145,6 +145,12 @@ class Review:
 
     @property
     def headline(self) -> str:
+        where = f"{self.env} ({OFFLINE}, cannot be applied)" if self.offline else self.env
+        return f"{where}: {self.changes}"
+
+    @property
+    def changes(self) -> str:
+        """What the plan does, in counts: "2 to create, 1 to destroy", or "no changes"."""
         parts = [f"{n} to {a}" for a, n in self.counts.items()]
         if self.outputs:
             parts.append(f"{len(self.outputs)} output change{'s' if len(self.outputs) != 1 else ''}")
@@ -152,8 +158,7 @@ class Review:
             parts.append(f"{len(self.drift)} drifted")
         if self.policy and self.policy.failed:
             parts.append(f"{len(self.policy.failed)} policy failure{'s' if len(self.policy.failed) != 1 else ''}")
-        where = f"{self.env} ({OFFLINE}, cannot be applied)" if self.offline else self.env
-        return f"{where}: " + (", ".join(parts) if parts else "no changes")
+        return ", ".join(parts) if parts else "no changes"
 
     def destructive(self) -> list[Entry]:
         return [e for a in SECTIONS if a in DESTRUCTIVE for e in self.sections.get(a, ())]

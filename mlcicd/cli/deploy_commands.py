@@ -316,7 +316,7 @@ def _report_apply(env: str, outcome: PlanOutcome | None) -> None:
     if not outcome.has_changes:
         click.echo(f"{env}: no changes")
     else:
-        click.echo(f"applied: {outcome.summary.splitlines()[0]}")
+        click.echo(f"applied: {outcome.review.headline}")
 
 
 @main.command()
