@@ -1,5 +1,8 @@
 """Terraform work per environment: render, init, plan, apply, destroy, output, force-unlock,
-validate, drift, and the module docs."""
+recover, validate, drift, and the module docs.
+
+Longer than most modules (~420 lines): each command is short, but there are eleven of them,
+with their help texts; they share the plan/apply reporting helpers at the end."""
 
 from __future__ import annotations
 
