@@ -2,6 +2,10 @@
 
 Every error names the file and the key (``mlcicd.yaml: accounts.prod: ...``). Nothing
 downstream reads the raw mapping.
+
+Longer than most modules (~440 lines) because it is the schema: one typed object and one parse
+function per key of mlcicd.yaml, each naming its key in its errors. The value checks shared by
+several keys live in `configvalues`, the YAML reading in `yamlread`, the regions in `regions`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from mlcicd.cli import (
+from mlcicd.cli.base import (
     State,
     handle_errors,
     main,
@@ -117,12 +117,3 @@ def _countdown(terminal: bool):
             click.echo(line)
 
     return show
-
-
-def connection_gate(state: State, env: str, allow_pending: bool) -> None:
-    """Warn (in CI: refuse) before planning or applying a pipeline whose connection is not AVAILABLE."""
-    from mlcicd.connection import pipeline_gate
-
-    warning = pipeline_gate(state.config, state.runtime, state.env(env), allow_pending)
-    if warning:
-        click.secho(f"Warning: {warning}", err=True, fg="yellow")

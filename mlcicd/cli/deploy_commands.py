@@ -1,19 +1,25 @@
 """Terraform work per environment: render, init, plan, apply, destroy, output, force-unlock,
-validate, drift, and the module docs."""
+recover, validate, drift, and the module docs.
+
+Longer than most modules (~420 lines): each command is short, but there are eleven of them,
+with their help texts; they share the plan/apply reporting helpers at the end."""
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from mlcicd.cli import (
+from mlcicd.cli.base import (
+    Selection,
     State,
     allow_pending_option,
     chosen_envs,
+    connection_gate,
     env_argument,
     handle_errors,
     main,
@@ -22,7 +28,6 @@ from mlcicd.cli import (
     use_color,
     with_many_options,
 )
-from mlcicd.cli.backend_commands import connection_gate
 
 if TYPE_CHECKING:
     from mlcicd.deploy import PlanOutcome
@@ -35,9 +40,10 @@ if TYPE_CHECKING:
 @handle_errors
 def render(state: State, envs: tuple[str, ...], all_: bool) -> None:
     """Write each environment's tfvars and backend config under .mlcicd/ENV/."""
+    from mlcicd import orchestrate
     from mlcicd import render as renderer
 
-    for name in chosen_envs(state, envs, all_):
+    for name in orchestrate.select(state.config, envs, all_):
         result = renderer.render(state.config, state.env(name), state.runtime)
         verb = "rendered" if result.changed else "unchanged"
         click.echo(f"{name}: {verb} {result.tfvars} {result.backend}")
@@ -71,9 +77,8 @@ def init(state: State, env: str, reconfigure: bool) -> None:
               "the configured branch).")
 @pass_state
 @handle_errors
-def plan(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool, out: Path | None,
-         detailed_exitcode: bool, destroy: bool, as_json: bool, allow_pending: bool, offline: bool,
-         changed: bool, base: str | None) -> None:
+def plan(state: State, selection: Selection, out: Path | None, detailed_exitcode: bool, destroy: bool,
+         as_json: bool, allow_pending: bool, offline: bool, changed: bool, base: str | None) -> None:
     """Plan ENV into a plan directory: binary plan, plan.json, summary and manifest.
 
     The directory is what `apply ENV --plan DIR` applies, exactly, after checking it.
@@ -81,19 +86,18 @@ def plan(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grou
     With several environments (or --all) independent ones plan in parallel and a
     one-line-per-environment report ends the run.
     """
+    request = PlanRequest(out, detailed_exitcode, destroy, as_json, allow_pending, offline)
     if changed or base is not None:
-        chosen = _changed_envs(state, envs, all_, changed, base, out, to_stderr=as_json)
+        chosen = _changed_envs(state, selection, changed, base, out, to_stderr=as_json)
         if chosen:
-            _plan_many(state, chosen, parallelism, grouped, out, detailed_exitcode, destroy, as_json,
-                       allow_pending, offline)
+            _plan_many(state, chosen, selection, request)
         elif as_json:
             click.echo("[]")
         return
-    if all_ or len(envs) != 1:
-        _plan_many(state, chosen_envs(state, envs, all_), parallelism, grouped, out, detailed_exitcode,
-                   destroy, as_json, allow_pending, offline)
+    env = selection.one
+    if env is None:
+        _plan_many(state, chosen_envs(state, selection), selection, request)
         return
-    env = envs[0]
     if offline:
         outcome = _offline_plan(state, env, out, destroy)
     else:
@@ -119,8 +123,8 @@ def plan(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grou
 @allow_pending_option
 @pass_state
 @handle_errors
-def apply(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool,
-          plan_dir: Path | None, expect_sha256: str | None, auto_approve: bool, allow_pending: bool) -> None:
+def apply(state: State, selection: Selection, plan_dir: Path | None, expect_sha256: str | None,
+          auto_approve: bool, allow_pending: bool) -> None:
     """Apply a reviewed plan (--plan DIR), or plan, confirm and apply.
 
     With --plan, the directory is verified (every file against its manifest, who may write
@@ -133,15 +137,15 @@ def apply(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, gro
 
     if expect_sha256 is not None and plan_dir is None:
         raise UsageError("--expect-sha256 checks a reviewed plan: pass --plan DIR too")
-    if all_ or len(envs) != 1:
+    env = selection.one
+    if env is None:
         if plan_dir is not None or not auto_approve:
             raise UsageError("applying several environments needs --auto-approve (and no --plan)")
-        chosen = chosen_envs(state, envs, all_)
+        chosen = chosen_envs(state, selection)
         for name in chosen:
             connection_gate(state, name, allow_pending)
-        _exit_for(run_many(state, chosen, parallelism, grouped, _apply_task(state, destroy=False)))
+        _exit_for(run_many(state, chosen, selection, _apply_task(state, destroy=False)))
         return
-    env = envs[0]
     connection_gate(state, env, allow_pending)
     workspace = state.workspace(env)
     if plan_dir is not None:
@@ -160,21 +164,20 @@ def apply(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, gro
 @click.option("--auto-approve", is_flag=True, help="Destroy without asking.")
 @pass_state
 @handle_errors
-def destroy(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool,
-            auto_approve: bool) -> None:
+def destroy(state: State, selection: Selection, auto_approve: bool) -> None:
     """Destroy everything Terraform manages in ENV (plans first, shows what goes).
 
     Several environments (or --all) need --auto-approve and go in reverse dependency order.
     """
     from mlcicd.errors import UsageError
 
-    if all_ or len(envs) != 1:
+    env = selection.one
+    if env is None:
         if not auto_approve:
             raise UsageError("destroying several environments needs --auto-approve")
-        chosen = chosen_envs(state, envs, all_)
-        _exit_for(run_many(state, chosen, parallelism, grouped, _apply_task(state, destroy=True), reverse=True))
+        chosen = chosen_envs(state, selection)
+        _exit_for(run_many(state, chosen, selection, _apply_task(state, destroy=True), reverse=True))
         return
-    env = envs[0]
     _require_interactive(state, auto_approve, "destroy")
     outcome = state.workspace(env).destroy(auto_approve=auto_approve, confirm=_confirm("Destroy"))
     _report_apply(env, outcome)
@@ -225,30 +228,42 @@ def recover(state: State, env: str) -> None:
     click.echo(f"{env}: state from {path} pushed to the backend; the file is deleted")
 
 
-def _plan_many(state: State, chosen: list[str], parallelism: int, grouped: bool, out: Path | None,
-               detailed_exitcode: bool, destroy: bool, as_json: bool, allow_pending: bool, offline: bool) -> None:
+@dataclass(frozen=True)
+class PlanRequest:
+    """How `plan` was asked to plan, whatever the environments."""
+
+    out: Path | None
+    detailed_exitcode: bool
+    destroy: bool
+    as_json: bool
+    allow_pending: bool
+    offline: bool
+
+
+def _plan_many(state: State, chosen: list[str], selection: Selection, request: PlanRequest) -> None:
     from mlcicd.errors import UsageError
     from mlcicd.orchestrate import plan_task
 
-    if offline:
+    if request.offline:
         raise UsageError("--offline plans one environment at a time",
                          hint="`mlcicd validate --all --offline` checks every environment offline")
-    if not destroy:
+    if not request.destroy:
         for name in chosen:
-            connection_gate(state, name, allow_pending)
-    task = plan_task(state.config, state.runtime, out.resolve() if out else None, destroy=destroy)
-    report = run_many(state, chosen, parallelism, grouped, task, reverse=destroy)
-    if as_json:
+            connection_gate(state, name, request.allow_pending)
+    out = request.out.resolve() if request.out else None
+    task = plan_task(state.config, state.runtime, out, destroy=request.destroy)
+    report = run_many(state, chosen, selection, task, reverse=request.destroy)
+    if request.as_json:
         from dataclasses import asdict
 
         click.echo(json.dumps([asdict(r) for r in report.results], indent=2))
     if report.failed:
         sys.exit(1)
-    if detailed_exitcode and any(r.status == "changes" for r in report.results):
+    if request.detailed_exitcode and any(r.status == "changes" for r in report.results):
         sys.exit(2)
 
 
-def _changed_envs(state: State, envs: tuple[str, ...], all_: bool, changed: bool, base: str | None,
+def _changed_envs(state: State, selection: Selection, changed: bool, base: str | None,
                   out: Path | None, to_stderr: bool) -> list[str]:
     """The environments `--changed` picks, each printed with why (on stderr when stdout is
     JSON); recorded in OUT for the pull-request review."""
@@ -258,7 +273,7 @@ def _changed_envs(state: State, envs: tuple[str, ...], all_: bool, changed: bool
 
     if not changed:
         raise UsageError("--base goes with --changed")
-    if envs or all_:
+    if selection.envs or selection.all:
         raise UsageError("--changed picks the environments itself: name none and leave out --all")
     found = changes.detect(state.config, base)
     if out is not None:
@@ -325,8 +340,7 @@ def _report_apply(env: str, outcome: PlanOutcome | None) -> None:
               help="Use mlcicd's stand-in for hashicorp/aws (the real schema; no registry, AWS or network).")
 @pass_state
 @handle_errors
-def validate(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool,
-             offline: bool) -> None:
+def validate(state: State, selection: Selection, offline: bool) -> None:
     """Run `terraform validate` on each ENV: every argument, block and reference is checked
     against the hashicorp/aws schema, and errors name the file and line.
 
@@ -335,7 +349,7 @@ def validate(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, 
     from mlcicd.errors import TerraformError
     from mlcicd.validate import validate_task
 
-    names = chosen_envs(state, envs, all_)
+    names = chosen_envs(state, selection)
     if offline:
         from mlcicd.offline import preview
 
@@ -343,7 +357,7 @@ def validate(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, 
         click.secho(preview.banner(", ".join(names)), err=True, fg="yellow")
     task = validate_task(state.config, state.runtime, offline=offline, color=use_color())
     # Each environment's messages as one block: validate errors are read as a whole.
-    report = run_many(state, names, parallelism, True, task, ordered=False)
+    report = run_many(state, names, selection, task, ordered=False, grouped=True)
     if report.failed:
         failed = [r.env for r in report.failed]
         raise TerraformError(f"{len(failed)} of {len(names)} environment(s) failed validation"
@@ -366,8 +380,7 @@ def _offline_plan(state: State, env: str, out: Path | None, destroy: bool) -> Pl
                    "nothing drifted).")
 @pass_state
 @handle_errors
-def drift(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, grouped: bool,
-          notify_topic: str | None) -> None:
+def drift(state: State, selection: Selection, notify_topic: str | None) -> None:
     """Detect drift: a refresh-only plan per environment.
 
     Exits 2 when any environment drifted (listing the drifted resources), 1 when any failed
@@ -377,8 +390,7 @@ def drift(state: State, envs: tuple[str, ...], all_: bool, parallelism: int, gro
     from mlcicd.orchestrate import drift_task
 
     topic = notify.check_topic(notify_topic) if notify_topic else None
-    report = run_many(state, chosen_envs(state, envs, all_), parallelism, grouped,
-                       drift_task(state.config, state.runtime))
+    report = run_many(state, chosen_envs(state, selection), selection, drift_task(state.config, state.runtime))
     if topic:
         sent = notify.publish_drift(state.config, state.runtime, report, topic)
         click.echo(f"notified {topic} (message {sent})" if sent else "nothing drifted: no notification", err=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from mlcicd.cli import (
+from mlcicd.cli.base import (
     State,
     env_argument,
     handle_errors,
