@@ -109,10 +109,13 @@ def test_roles_follow_the_config_convention_and_trust_the_codebuild_role(plans):
         [deny] = [st for st in json.loads(policy)["Statement"] if st.get("Sid") == "NoStateKey"]
         assert deny["Effect"] == "Deny" and deny["Condition"] == {"Null": {"aws:ResourceTag/mlcicd:project": "false"}}
     trusted = f"arn:aws:iam::{ACCOUNT}:role/mlops-demo-codebuild"
+    # The plan roles also trust the read-only projects' roles (the PR preview and the drift check).
+    readonly = [f"arn:aws:iam::{ACCOUNT}:role/mlops-demo-{name}" for name in ("pr-preview", "drift")]
     for roles in roles_by_env.values():
-        for policy in roles.values():
+        for name, policy in roles.items():
             [statement] = json.loads(policy)["Statement"]
-            assert statement["Condition"]["ArnEquals"]["aws:PrincipalArn"] == trusted
+            expected = [trusted, *readonly] if name.endswith("-plan") else trusted
+            assert statement["Condition"]["ArnEquals"]["aws:PrincipalArn"] == expected
             assert statement["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
 
 
