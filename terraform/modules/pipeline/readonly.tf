@@ -11,6 +11,8 @@ locals {
     "arn:${local.partition}:iam::${var.accounts[env]}:role/${var.project}-${env}-plan"
   ]
 
+  # The read-only projects, as codebuild.tf defines every project: they get no artifacts from
+  # the pipeline and clone the repository themselves.
   readonly = {
     for action, spec in {
       pr = {
@@ -21,6 +23,10 @@ locals {
         # Set by the webhook: the pull request's head.
         source_version = null
         enabled        = var.pr_preview
+        environment = concat(
+          [{ name = "MLCICD_ROLE", value = "plan", type = "PLAINTEXT" }],
+          [for arn in compact([var.github_token_secret_arn]) : { name = "GITHUB_TOKEN", value = arn, type = "SECRETS_MANAGER" }],
+        )
       }
       drift = {
         name           = "${var.project}-drift"
@@ -28,36 +34,27 @@ locals {
         clone_depth    = 1
         source_version = "refs/heads/${var.branch}"
         enabled        = anytrue([for expression in compact([var.drift_schedule]) : true])
+        environment = [
+          { name = "MLCICD_ROLE", value = "plan", type = "PLAINTEXT" },
+          { name = "TOPIC_ARN", value = aws_sns_topic.this.arn, type = "PLAINTEXT" },
+        ]
       }
-    } : action => spec if spec.enabled
-  }
-
-  readonly_env = {
-    pr = concat(
-      [{ name = "MLCICD_ROLE", value = "plan", type = "PLAINTEXT" }],
-      [for arn in compact([var.github_token_secret_arn]) : { name = "GITHUB_TOKEN", value = arn, type = "SECRETS_MANAGER" }],
-    )
-    drift = [
-      { name = "MLCICD_ROLE", value = "plan", type = "PLAINTEXT" },
-      { name = "TOPIC_ARN", value = aws_sns_topic.this.arn, type = "PLAINTEXT" },
-    ]
+    } :
+    action => merge(spec, {
+      build_timeout = var.build_timeouts["plan-prod"]
+      source_type   = "GITHUB"
+      location      = "https://github.com/${var.repository}.git"
+      artifacts     = "NO_ARTIFACTS"
+    }) if spec.enabled
   }
 }
 
 resource "aws_iam_role" "readonly" {
   for_each = local.readonly
 
-  name        = each.value.name
-  description = "Runs ${each.value.name}: may assume only the read-only plan roles."
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Action    = "sts:AssumeRole"
-      Principal = { Service = "codebuild.amazonaws.com" }
-      Condition = { StringEquals = { "aws:SourceAccount" = local.account } }
-    }]
-  })
+  name               = each.value.name
+  description        = "Runs ${each.value.name}: may assume only the read-only plan roles."
+  assume_role_policy = local.service_trust["codebuild"]
 }
 
 data "aws_iam_policy_document" "readonly" {
@@ -216,77 +213,6 @@ resource "aws_iam_role_policy" "readonly" {
   policy = data.aws_iam_policy_document.readonly[each.key].json
 }
 
-resource "aws_codebuild_project" "readonly" {
-  for_each = local.readonly
-
-  name           = each.value.name
-  description    = each.value.description
-  service_role   = aws_iam_role.readonly[each.key].arn
-  encryption_key = module.key.arn
-  build_timeout  = var.build_timeouts["plan-prod"]
-  queued_timeout = 60
-  source_version = each.value.source_version
-
-  source {
-    type            = "GITHUB"
-    location        = "https://github.com/${var.repository}.git"
-    git_clone_depth = each.value.clone_depth
-    buildspec       = "buildspec.yml"
-
-    auth {
-      type     = "CODECONNECTIONS"
-      resource = var.connection_arn
-    }
-  }
-
-  artifacts {
-    type = "NO_ARTIFACTS"
-  }
-
-  cache {
-    type     = "S3"
-    location = "${module.artifacts.id}/${local.cache_prefix}/${each.key}"
-  }
-
-  environment {
-    type            = "LINUX_CONTAINER"
-    compute_type    = var.compute_type
-    image           = var.build_image
-    privileged_mode = false
-
-    environment_variable {
-      name  = "MLCICD_ACTION"
-      value = each.key
-    }
-
-    environment_variable {
-      name  = "MLCICD_PROJECT"
-      value = var.project
-    }
-
-    dynamic "environment_variable" {
-      for_each = local.readonly_env[each.key]
-
-      content {
-        name  = environment_variable.value.name
-        value = environment_variable.value.value
-        type  = environment_variable.value.type
-      }
-    }
-  }
-
-  logs_config {
-    cloudwatch_logs {
-      group_name = aws_cloudwatch_log_group.codebuild.name
-      status     = "ENABLED"
-    }
-
-    s3_logs {
-      status = "DISABLED"
-    }
-  }
-}
-
 # A CodeBuild webhook through the same connection rather than a CodePipeline pull-request
 # trigger: a trigger would start this pipeline, whose Build stage applies staging; the webhook
 # starts only the preview project, gives it the pull request's number, and can hold pull
@@ -294,7 +220,7 @@ resource "aws_codebuild_project" "readonly" {
 resource "aws_codebuild_webhook" "pr" {
   count = var.pr_preview ? 1 : 0
 
-  project_name = aws_codebuild_project.readonly["pr"].name
+  project_name = aws_codebuild_project.this["pr"].name
   build_type   = "BUILD"
 
   filter_group {
