@@ -142,6 +142,17 @@ class Plan:
                 return self._instance(prefix + target, address)
         return None
 
+    def all_referenced(self, address: str, attribute: str, kind: str) -> list[str]:
+        """Every planned `kind` resource an attribute may refer to (a conditional names several)."""
+        prefix = address[: address.rindex(self._local(address))]
+        found = []
+        for ref in self.config(address).get("expressions", {}).get(attribute, {}).get("references", []):
+            if ref.removeprefix("data.").startswith(kind + ".") and ref.count(".") == 1:
+                target = self._instance(prefix + ref, address)
+                if target in self.changes and target not in found:
+                    found.append(target)
+        return found
+
     def _instance(self, target: str, referrer: str) -> str:
         """`aws_iam_role.this[each.key]` from `aws_iam_role_policy.this["runner"]`: the target's
         instance of the same key (the references in a plan carry no instance keys)."""
@@ -349,7 +360,6 @@ def read(plan: dict, account: str, region: str, root: Path | None = None, into: 
         group = p.referenced(address, "model_package_group_name", "aws_sagemaker_model_package_group")
         found.package_groups[groups[group]] = p.policy(address, "resource_policy")
     for address in p.of_type("aws_codebuild_project"):
-        service_role = p.referenced(address, "service_role", "aws_iam_role")
-        if service_role:
+        for service_role in p.all_referenced(address, "service_role", "aws_iam_role"):
             found.codebuild_roles.add(role(service_role))
     return found

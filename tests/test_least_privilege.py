@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import functools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,11 +57,48 @@ def _one(block: dict, key: str, default: str = "") -> str:
     return values[0] if values else default
 
 
-def _document_statements(where: str, document: dict) -> Iterator[Statement]:
+@functools.cache
+def _module_locals(directory: Path) -> dict:
+    """Every local of a module, by name (hcl2's form: values wrapped in lists)."""
+    found = {}
+    for path in sorted(directory.glob("*.tf")):
+        for block in hcl.parse_file(path).get("locals") or []:
+            found.update({name: value for name, value in block.items() if not name.startswith("__")})
+    return found
+
+
+def _grants(value, sid: str = "-") -> Iterator[tuple[str, dict]]:
+    """The statements (objects with `actions`) in a local's value, each under the key naming it."""
+    if isinstance(value, list):
+        for item in value:
+            yield from _grants(item, sid)
+    elif isinstance(value, dict):
+        if "actions" in value:
+            yield sid, value
+        else:
+            for key, item in value.items():
+                if not key.startswith("__"):
+                    yield from _grants(item, key)
+
+
+def _dynamic_statements(dynamic: dict, directory: Path) -> Iterator[dict]:
+    """The statements a dynamic block makes: from the locals its for_each reads when the
+    content takes them from statement.value (a map of grants), else the content as written."""
+    for_each = " ".join(_flat(dynamic.get("for_each")))
+    for content in dynamic.get("content") or []:
+        names = re.findall(r"\blocal\.(\w+)", for_each)
+        if "statement.value.actions" not in " ".join(_flat(content.get("actions"))) or not names:
+            yield content
+            continue
+        for name in names:
+            for sid, grant in _grants(_module_locals(directory).get(name)):
+                yield {**content, "sid": sid, "actions": grant["actions"], "resources": grant.get("resources")}
+
+
+def _document_statements(where: str, document: dict, directory: Path) -> Iterator[Statement]:
     blocks = list(document.get("statement") or [])
     for dynamic in document.get("dynamic") or []:
-        for content in (dynamic.get("statement") or {}).get("content") or []:
-            blocks.append(content)
+        blocks += _dynamic_statements(dynamic.get("statement") or {}, directory)
     for block in blocks:
         yield Statement(
             where=f"{where} (sid {_one(block, 'sid', '-')})",
@@ -97,7 +136,7 @@ def policy_statements() -> Iterator[Statement]:
         rel = path.relative_to(TERRAFORM.parent)
         for data in parsed.get("data") or []:
             for name, body in (data.get("aws_iam_policy_document") or {}).items():
-                yield from _document_statements(f"{rel}:{body.get('__start_line__')} data.{name}", body)
+                yield from _document_statements(f"{rel}:{body.get('__start_line__')} data.{name}", body, path.parent)
         for resource in parsed.get("resource") or []:
             for rtype, instances in resource.items():
                 for name, body in instances.items():
@@ -165,6 +204,13 @@ def test_every_iam_policy_in_terraform_is_least_privilege():
     problems += [f"{where}: attaches {name}" for where, line in managed_policy_arns()
                  for name in ALL_POWERFUL if f"policy/{name}" in line]
     assert problems == [], "\n".join(problems)
+
+
+def test_statements_generated_from_a_map_of_grants_are_read():
+    """A dynamic statement over a local map of grants is checked entry by entry, not as one
+    opaque `statement.value.actions`."""
+    sids = {s.where.rpartition("(sid ")[2].rstrip(")") for s in policy_statements() if "data.sagemaker" in s.where}
+    assert {"RunJobs", "PullImage", "PassOwnRoleToSageMaker"} <= sids, sids
 
 
 def test_no_arn_is_written_for_one_partition():

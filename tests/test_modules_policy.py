@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mlcicd import hcl
 from tests.offline_plans import as_list, copy_project, data_source, plan_all, planned, statements
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,11 +90,17 @@ def test_approval_shows_the_prod_plan_review(pipeline, devops):
     config = approve["configuration"]
     assert "#{PlanProd.PLAN_HEADLINE}" in config["CustomData"]
     assert config["ExternalEntityLink"] == "#{PlanProd.REVIEW_URL}"
-    # The topic's ARN is known after apply; the plan's configuration says which resource it is.
-    calls = devops["configuration"]["root_module"]["module_calls"]["pipeline"]["module"]["resources"]
-    [resource] = [r for r in calls if r["address"] == "aws_codepipeline.this"]
-    approve_expr = resource["expressions"]["stage"][4]["action"][1]["configuration"]
-    assert "aws_sns_topic.this.arn" in approve_expr["references"]
+    # The topic's ARN is known after apply: the plan leaves it unknown, and the module's source
+    # says which resource it is (the plan's configuration leaves dynamic blocks out).
+    [change] = [rc for rc in devops["resource_changes"] if rc["address"] == "module.pipeline.aws_codepipeline.this"]
+    assert change["change"]["after_unknown"]["stage"][4]["action"][1]["configuration"]["NotificationArn"] is True
+    [resource] = [b for b in hcl.blocks(TERRAFORM / "modules" / "pipeline", "resource")
+                  if b.labels == ("aws_codepipeline", "this")]
+    [stages] = [d["stage"] for d in resource.body["dynamic"] if "stage" in d]
+    [approval] = [d["action"] for d in stages["content"][0]["dynamic"]
+                  if hcl.attr(d["action"]["content"][0], "category") == "Approval"]
+    assert "aws_sns_topic.this.arn" in hcl.attr(approval, "for_each")
+    assert hcl.attr(approval["content"][0], "configuration")["NotificationArn"] == "${action.value}"
     [deploy] = _actions(pipeline)["Deploy"]
     assert deploy["input_artifacts"] == ["source", *plan["output_artifacts"]]
 

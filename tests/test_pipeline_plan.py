@@ -223,7 +223,7 @@ def test_pull_requests_start_a_preview_project_never_the_pipeline(plan):
     assert trigger["git_configuration"][0]["pull_request"] == []
     assert trigger["git_configuration"][0]["push"]
 
-    preview = project(plan, 'readonly["pr"]')
+    preview = project(plan, 'this["pr"]')
     source = preview["source"][0]
     assert source["type"] == "GITHUB" and source["location"] == "https://github.com/acme/ml-models.git"
     connection = f"arn:aws:codeconnections:us-east-1:{ACCOUNT}:connection/offline-preview"
@@ -269,21 +269,23 @@ def test_readonly_projects_can_assume_only_the_plan_roles(plan, action):
     cache = next(s for s in expressions(plan, "data.aws_iam_policy_document.readonly")["statement"]
                  if s["sid"]["constant_value"] == "OwnCache")
     assert cache["resources"]["references"][:1] == ["module.artifacts.arn"]
-    role = expressions(plan, "aws_codebuild_project.readonly")["service_role"]["references"]
-    assert "aws_iam_role.readonly" in role
+    # One project definition serves all: a read-only project runs as its own role, a pipeline
+    # action as the CodeBuild role.
+    role = set(expressions(plan, "aws_codebuild_project.this")["service_role"]["references"])
+    assert {"local.readonly", "aws_iam_role.readonly", "aws_iam_role.codebuild"} <= role, role
 
 
 def test_drift_runs_on_the_configured_schedule_and_notifies_the_topic(plan):
     rule = one(plan, "aws_cloudwatch_event_rule", "drift")["change"]["after"]
     assert rule["schedule_expression"] == "rate(6 hours)"  # the default of mlcicd.yaml's drift.schedule
     target = expressions(plan, "aws_cloudwatch_event_target.drift")
-    assert 'aws_codebuild_project.readonly["drift"]' in target["arn"]["references"]
+    assert 'aws_codebuild_project.this["drift"]' in target["arn"]["references"]
     assert "aws_iam_role.drift_schedule" in target["role_arn"]["references"]
     [start] = data_statements(plan, "aws_iam_policy_document.drift_schedule[0]")
     assert start["actions"] == ["codebuild:StartBuild"]
-    assert 'aws_codebuild_project.readonly["drift"]' in " ".join(
+    assert 'aws_codebuild_project.this["drift"]' in " ".join(
         expressions(plan, "data.aws_iam_policy_document.drift_schedule")["statement"][0]["resources"]["references"])
-    drift = project(plan, 'readonly["drift"]')
+    drift = project(plan, 'this["drift"]')
     env = project_env(drift)
     assert env["MLCICD_ACTION"] == "drift" and env["MLCICD_ROLE"] == "plan"
     assert "TOPIC_ARN" in env
@@ -305,7 +307,7 @@ def test_drift_off_and_a_github_token_secret_from_mlcicd_yaml(offline):
     addresses = {rc["address"] for rc in other["resource_changes"]}
     assert not [a for a in addresses if "drift" in a], sorted(a for a in addresses if "drift" in a)
     assert planned(other, "aws_codebuild_webhook")  # the PR preview stays
-    preview = project(other, 'readonly["pr"]')["environment"][0]["environment_variable"]
+    preview = project(other, 'this["pr"]')["environment"][0]["environment_variable"]
     token = next(v for v in preview if v["name"] == "GITHUB_TOKEN")
     assert (token["type"], token["value"]) == ("SECRETS_MANAGER", SECRET)
     statements = data_statements(other, 'aws_iam_policy_document.readonly["pr"]')

@@ -1,11 +1,33 @@
 locals {
-  # Environment variables of a CodeBuild action, in the JSON form the action expects.
-  action_env = {
-    for action in keys(var.build_timeouts) : action => [
-      { name = "MLCICD_ACTION", value = action, type = "PLAINTEXT" },
-      { name = "MLCICD_REVIEW_FAIL_ON", value = "#{variables.REVIEW_FAIL_ON}", type = "PLAINTEXT" },
-    ]
+  # The CodeBuild actions after Source, in stage order. Each runs the project of its key with
+  # MLCICD_ACTION and REVIEW_FAIL_ON set, plus the variables in `env`, on the source artifact
+  # unless it names its `inputs`.
+  build_actions = {
+    build = { stage = "Build", name = "PlanReviewApplyStaging" }
+    train = { stage = "Train", name = "TrainInStaging", namespace = "Train" }
+    # "Inference/Test" in the design; stage names may not contain "/".
+    test = { stage = "Test", name = "InferenceInStaging", env = { MODEL_PACKAGE_ARN = "#{Train.MODEL_PACKAGE_ARN}" } }
+    # The approver sees the prod plan's review: PlanProd plans prod and exports its headline
+    # and a link to the full review, which the approval after it shows. The review page is
+    # stored under this execution's id, so the approval links to this plan's page.
+    plan-prod = {
+      stage     = "Approval"
+      name      = "PlanProd"
+      run_order = 1
+      namespace = "PlanProd"
+      outputs   = ["prodplan"]
+      env       = { PIPELINE_EXECUTION_ID = "#{codepipeline.PipelineExecutionId}" }
+    }
+    # The sha256 the approver was shown: apply refuses any other plan.
+    deploy = {
+      stage         = "Deploy"
+      name          = "ApplyReviewedProdPlan"
+      inputs        = ["source", "prodplan"]
+      configuration = { PrimarySource = "source" }
+      env           = { PLAN_SHA256 = "#{PlanProd.PLAN_SHA256}" }
+    }
   }
+  build_stages = ["Build", "Train", "Test", "Approval", "Deploy"]
 }
 
 resource "aws_codepipeline" "this" {
@@ -66,123 +88,57 @@ resource "aws_codepipeline" "this" {
     }
   }
 
-  stage {
-    name = "Build"
+  dynamic "stage" {
+    for_each = local.build_stages
 
-    action {
-      name            = "PlanReviewApplyStaging"
-      category        = "Build"
-      owner           = "AWS"
-      provider        = "CodeBuild"
-      version         = "1"
-      input_artifacts = ["source"]
+    content {
+      name = stage.value
 
-      configuration = {
-        ProjectName          = aws_codebuild_project.this["build"].name
-        EnvironmentVariables = jsonencode(local.action_env["build"])
+      dynamic "action" {
+        for_each = { for key, spec in local.build_actions : key => spec if spec.stage == stage.value }
+
+        content {
+          name             = action.value.name
+          category         = "Build"
+          owner            = "AWS"
+          provider         = "CodeBuild"
+          version          = "1"
+          run_order        = try(action.value.run_order, null)
+          namespace        = try(action.value.namespace, null)
+          input_artifacts  = try(action.value.inputs, ["source"])
+          output_artifacts = try(action.value.outputs, null)
+
+          configuration = merge(try(action.value.configuration, {}), {
+            ProjectName = aws_codebuild_project.this[action.key].name
+            EnvironmentVariables = jsonencode(concat(
+              [
+                { name = "MLCICD_ACTION", value = action.key, type = "PLAINTEXT" },
+                { name = "MLCICD_REVIEW_FAIL_ON", value = "#{variables.REVIEW_FAIL_ON}", type = "PLAINTEXT" },
+              ],
+              [for name, value in try(action.value.env, {}) : { name = name, value = value, type = "PLAINTEXT" }],
+            ))
+          })
+        }
       }
-    }
-  }
 
-  stage {
-    name = "Train"
+      # After PlanProd, in the same stage.
+      dynamic "action" {
+        for_each = stage.value == "Approval" ? [aws_sns_topic.this.arn] : []
 
-    action {
-      name            = "TrainInStaging"
-      category        = "Build"
-      owner           = "AWS"
-      provider        = "CodeBuild"
-      version         = "1"
-      namespace       = "Train"
-      input_artifacts = ["source"]
+        content {
+          name      = "ApproveProdPlan"
+          category  = "Approval"
+          owner     = "AWS"
+          provider  = "Manual"
+          version   = "1"
+          run_order = 2
 
-      configuration = {
-        ProjectName          = aws_codebuild_project.this["train"].name
-        EnvironmentVariables = jsonencode(local.action_env["train"])
-      }
-    }
-  }
-
-  # "Inference/Test" in the design; stage names may not contain "/".
-  stage {
-    name = "Test"
-
-    action {
-      name            = "InferenceInStaging"
-      category        = "Build"
-      owner           = "AWS"
-      provider        = "CodeBuild"
-      version         = "1"
-      input_artifacts = ["source"]
-
-      configuration = {
-        ProjectName = aws_codebuild_project.this["test"].name
-        EnvironmentVariables = jsonencode(concat(local.action_env["test"], [
-          { name = "MODEL_PACKAGE_ARN", value = "#{Train.MODEL_PACKAGE_ARN}", type = "PLAINTEXT" },
-        ]))
-      }
-    }
-  }
-
-  # The approver sees the prod plan's review: PlanProd plans prod and exports its headline
-  # and a link to the full review, which the approval shows.
-  stage {
-    name = "Approval"
-
-    action {
-      name             = "PlanProd"
-      category         = "Build"
-      owner            = "AWS"
-      provider         = "CodeBuild"
-      version          = "1"
-      run_order        = 1
-      namespace        = "PlanProd"
-      input_artifacts  = ["source"]
-      output_artifacts = ["prodplan"]
-
-      configuration = {
-        ProjectName = aws_codebuild_project.this["plan-prod"].name
-        # The review page is stored under this execution's id, so the approval links to this plan's page.
-        EnvironmentVariables = jsonencode(concat(local.action_env["plan-prod"], [
-          { name = "PIPELINE_EXECUTION_ID", value = "#{codepipeline.PipelineExecutionId}", type = "PLAINTEXT" },
-        ]))
-      }
-    }
-
-    action {
-      name      = "ApproveProdPlan"
-      category  = "Approval"
-      owner     = "AWS"
-      provider  = "Manual"
-      version   = "1"
-      run_order = 2
-
-      configuration = {
-        NotificationArn    = aws_sns_topic.this.arn
-        CustomData         = "Prod plan for commit #{SourceVariables.CommitId}: #{PlanProd.PLAN_HEADLINE} (plan sha256 #{PlanProd.PLAN_SHA256}; Deploy applies only this plan)"
-        ExternalEntityLink = "#{PlanProd.REVIEW_URL}"
-      }
-    }
-  }
-
-  stage {
-    name = "Deploy"
-
-    action {
-      name            = "ApplyReviewedProdPlan"
-      category        = "Build"
-      owner           = "AWS"
-      provider        = "CodeBuild"
-      version         = "1"
-      input_artifacts = ["source", "prodplan"]
-
-      configuration = {
-        ProjectName   = aws_codebuild_project.this["deploy"].name
-        PrimarySource = "source"
-        # The sha256 the approver was shown: apply refuses any other plan.
-        EnvironmentVariables = jsonencode(concat(local.action_env["deploy"], [
-          { name = "PLAN_SHA256", value = "#{PlanProd.PLAN_SHA256}", type = "PLAINTEXT" },
-        ]))
+          configuration = {
+            NotificationArn    = action.value
+            CustomData         = "Prod plan for commit #{SourceVariables.CommitId}: #{PlanProd.PLAN_HEADLINE} (plan sha256 #{PlanProd.PLAN_SHA256}; Deploy applies only this plan)"
+            ExternalEntityLink = "#{PlanProd.REVIEW_URL}"
+          }
+        }
       }
     }
   }

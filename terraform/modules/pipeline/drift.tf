@@ -13,7 +13,7 @@ resource "aws_cloudwatch_event_target" "drift" {
 
   rule      = aws_cloudwatch_event_rule.drift[0].name
   target_id = "drift"
-  arn       = aws_codebuild_project.readonly["drift"].arn
+  arn       = aws_codebuild_project.this["drift"].arn
   role_arn  = aws_iam_role.drift_schedule[0].arn
 }
 
@@ -21,17 +21,9 @@ resource "aws_cloudwatch_event_target" "drift" {
 resource "aws_iam_role" "drift_schedule" {
   count = length(compact([var.drift_schedule]))
 
-  name        = "${var.project}-drift-schedule"
-  description = "Lets EventBridge start the ${var.project}-drift CodeBuild project on its schedule."
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Action    = "sts:AssumeRole"
-      Principal = { Service = "events.amazonaws.com" }
-      Condition = { StringEquals = { "aws:SourceAccount" = local.account } }
-    }]
-  })
+  name               = "${var.project}-drift-schedule"
+  description        = "Lets EventBridge start the ${var.project}-drift CodeBuild project on its schedule."
+  assume_role_policy = local.service_trust["events"]
 }
 
 data "aws_iam_policy_document" "drift_schedule" {
@@ -40,7 +32,7 @@ data "aws_iam_policy_document" "drift_schedule" {
   statement {
     sid       = "StartDrift"
     actions   = ["codebuild:StartBuild"]
-    resources = [aws_codebuild_project.readonly["drift"].arn]
+    resources = [aws_codebuild_project.this["drift"].arn]
   }
 }
 

@@ -2,10 +2,11 @@
 # connection and notifies approvers. CodeBuild runs mlcicd: it keeps Terraform state in the
 # state bucket and reaches the target accounts only by assuming their named roles.
 locals {
-  # Each service role trusts its service, for this account only. A single principal string
-  # (not a list): a list here is rejected by some tooling.
+  # Each service role (the pipeline's, the CodeBuild projects', EventBridge's for the drift
+  # schedule) trusts its service, for this account only. A single principal string (not a
+  # list): a list here is rejected by some tooling.
   service_trust = {
-    for service in ["codepipeline", "codebuild"] : service => jsonencode({
+    for service in ["codepipeline", "codebuild", "events"] : service => jsonencode({
       Version = "2012-10-17"
       Statement = [{
         Effect    = "Allow"
@@ -53,7 +54,7 @@ data "aws_iam_policy_document" "codepipeline" {
   statement {
     sid       = "StartBuilds"
     actions   = ["codebuild:BatchGetBuilds", "codebuild:StartBuild"]
-    resources = [for project in aws_codebuild_project.this : project.arn]
+    resources = [for action in keys(var.build_timeouts) : aws_codebuild_project.this[action].arn]
   }
 
   statement {

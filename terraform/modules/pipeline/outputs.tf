@@ -15,7 +15,7 @@ output "codebuild_role_arn" {
 
 output "codebuild_projects" {
   description = "CodeBuild project name of each action (build, train, test, plan-prod, deploy)."
-  value       = { for action, project in aws_codebuild_project.this : action => project.name }
+  value       = { for action in keys(var.build_timeouts) : action => aws_codebuild_project.this[action].name }
 }
 
 output "artifact_bucket" {
@@ -40,10 +40,10 @@ output "readonly_role_arns" {
 
 output "pr_preview_project" {
   description = "Name of the CodeBuild project that previews pull requests (null when pr_preview is off)."
-  value       = try(aws_codebuild_project.readonly["pr"].name, null)
+  value       = try(aws_codebuild_project.this["pr"].name, null)
 }
 
 output "drift_project" {
   description = "Name of the CodeBuild project that checks for drift on drift_schedule (null when off)."
-  value       = try(aws_codebuild_project.readonly["drift"].name, null)
+  value       = try(aws_codebuild_project.this["drift"].name, null)
 }

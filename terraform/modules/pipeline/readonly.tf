@@ -11,6 +11,8 @@ locals {
     "arn:${local.partition}:iam::${var.accounts[env]}:role/${var.project}-${env}-plan"
   ]
 
+  # The read-only projects, as codebuild.tf defines every project: they get no artifacts from
+  # the pipeline and clone the repository themselves.
   readonly = {
     for action, spec in {
       pr = {
@@ -21,6 +23,10 @@ locals {
         # Set by the webhook: the pull request's head.
         source_version = null
         enabled        = var.pr_preview
+        environment = concat(
+          [{ name = "MLCICD_ROLE", value = "plan", type = "PLAINTEXT" }],
+          [for arn in compact([var.github_token_secret_arn]) : { name = "GITHUB_TOKEN", value = arn, type = "SECRETS_MANAGER" }],
+        )
       }
       drift = {
         name           = "${var.project}-drift"
@@ -28,65 +34,102 @@ locals {
         clone_depth    = 1
         source_version = "refs/heads/${var.branch}"
         enabled        = anytrue([for expression in compact([var.drift_schedule]) : true])
+        environment = [
+          { name = "MLCICD_ROLE", value = "plan", type = "PLAINTEXT" },
+          { name = "TOPIC_ARN", value = aws_sns_topic.this.arn, type = "PLAINTEXT" },
+        ]
       }
-    } : action => spec if spec.enabled
-  }
-
-  readonly_env = {
-    pr = concat(
-      [{ name = "MLCICD_ROLE", value = "plan", type = "PLAINTEXT" }],
-      [for arn in compact([var.github_token_secret_arn]) : { name = "GITHUB_TOKEN", value = arn, type = "SECRETS_MANAGER" }],
-    )
-    drift = [
-      { name = "MLCICD_ROLE", value = "plan", type = "PLAINTEXT" },
-      { name = "TOPIC_ARN", value = aws_sns_topic.this.arn, type = "PLAINTEXT" },
-    ]
+    } :
+    action => merge(spec, {
+      build_timeout = var.build_timeouts["plan-prod"]
+      source_type   = "GITHUB"
+      location      = "https://github.com/${var.repository}.git"
+      artifacts     = "NO_ARTIFACTS"
+    }) if spec.enabled
   }
 }
 
 resource "aws_iam_role" "readonly" {
   for_each = local.readonly
 
-  name        = each.value.name
-  description = "Runs ${each.value.name}: may assume only the read-only plan roles."
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Action    = "sts:AssumeRole"
-      Principal = { Service = "codebuild.amazonaws.com" }
-      Condition = { StringEquals = { "aws:SourceAccount" = local.account } }
-    }]
-  })
+  name               = each.value.name
+  description        = "Runs ${each.value.name}: may assume only the read-only plan roles."
+  assume_role_policy = local.service_trust["codebuild"]
+}
+
+locals {
+  # What every read-only project may do; the preview also reads the GitHub token and the drift
+  # check notifies the topic (readonly_own_grants).
+  readonly_grants = {
+    AssumePlanRoles  = { actions = ["sts:AssumeRole"], resources = local.plan_role_arns }
+    ReadState        = { actions = ["s3:ListBucket", "s3:GetBucketVersioning"], resources = ["arn:${local.partition}:s3:::${var.state_bucket}"] }
+    ReadStateObjects = { actions = ["s3:GetObject"], resources = ["arn:${local.partition}:s3:::${var.state_bucket}/*"] }
+    # Plans take the S3-native state lock; the lock file is the only object written.
+    StateLock   = { actions = ["s3:PutObject", "s3:DeleteObject"], resources = ["arn:${local.partition}:s3:::${var.state_bucket}/*.tflock"] }
+    PipelineKey = { actions = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*"], resources = [module.key.arn] }
+    Logs        = { actions = ["logs:CreateLogStream", "logs:PutLogEvents"], resources = ["${aws_cloudwatch_log_group.codebuild.arn}:*"] }
+    # CodeBuild clones through the GitHub connection; either service name is checked, depending
+    # on the ARN's prefix.
+    UseConnection = {
+      actions = [
+        "codeconnections:GetConnection", "codeconnections:GetConnectionToken", "codeconnections:UseConnection",
+        "codestar-connections:GetConnection", "codestar-connections:GetConnectionToken", "codestar-connections:UseConnection",
+      ]
+      resources = [var.connection_arn]
+    }
+
+    # The devops environment has no plan role: it is planned with this role itself, which may
+    # read this module's resources (what Terraform's refresh of them calls) and change none.
+    ReadPipeline = { actions = ["codepipeline:GetPipeline", "codepipeline:ListTagsForResource"], resources = [aws_codepipeline.this.arn] }
+    ReadProjects = { actions = ["codebuild:BatchGetProjects"], resources = ["arn:${local.partition}:codebuild:${var.region}:${local.account}:project/${var.project}-*"] }
+    ReadRoles = {
+      actions   = ["iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:ListRoleTags"]
+      resources = ["arn:${local.partition}:iam::${local.account}:role/${var.project}-*"]
+    }
+    ReadKey = { actions = ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags"], resources = [module.key.arn] }
+    # kms:ListAliases has no resource to scope to.
+    ListAliases = { actions = ["kms:ListAliases"], resources = ["*"] }
+    # Bucket-level reads only: the bucket's ARN, not its objects.
+    ReadArtifactBucket = { actions = ["s3:GetBucket*", "s3:Get*Configuration"], resources = [module.artifacts.arn] }
+    ReadTopic = {
+      actions   = ["sns:GetSubscriptionAttributes", "sns:GetTopicAttributes", "sns:ListTagsForResource"]
+      resources = [aws_sns_topic.this.arn, "${aws_sns_topic.this.arn}:*"]
+    }
+    ReadRules = {
+      actions   = ["events:DescribeRule", "events:ListTagsForResource", "events:ListTargetsByRule"]
+      resources = ["arn:${local.partition}:events:${var.region}:${local.account}:rule/${var.project}-*"]
+    }
+    ReadLogGroups = {
+      actions   = ["logs:DescribeLogGroups", "logs:ListTagsForResource", "logs:ListTagsLogGroup"]
+      resources = ["arn:${local.partition}:logs:${var.region}:${local.account}:log-group:*"]
+    }
+  }
+
+  readonly_own_grants = {
+    pr    = { for arn in compact([var.github_token_secret_arn]) : "GitHubToken" => { actions = ["secretsmanager:GetSecretValue"], resources = [arn] } }
+    drift = { NotifyDrift = { actions = ["sns:Publish"], resources = [aws_sns_topic.this.arn] } }
+  }
 }
 
 data "aws_iam_policy_document" "readonly" {
   #checkov:skip=CKV_AWS_356:kms:ListAliases has no resource to scope to.
   for_each = local.readonly
 
-  statement {
-    sid       = "AssumePlanRoles"
-    actions   = ["sts:AssumeRole"]
-    resources = local.plan_role_arns
+  dynamic "statement" {
+    for_each = merge(local.readonly_grants, local.readonly_own_grants[each.key])
+
+    content {
+      sid       = statement.key
+      actions   = statement.value.actions
+      resources = statement.value.resources
+    }
   }
 
+  # Its own cache prefix only: a pull request cannot poison the caches other projects read.
   statement {
-    sid       = "ReadState"
-    actions   = ["s3:ListBucket", "s3:GetBucketVersioning"]
-    resources = ["arn:${local.partition}:s3:::${var.state_bucket}"]
-  }
-
-  statement {
-    sid       = "ReadStateObjects"
-    actions   = ["s3:GetObject"]
-    resources = ["arn:${local.partition}:s3:::${var.state_bucket}/*"]
-  }
-
-  # Plans take the S3-native state lock; the lock file is the only object written.
-  statement {
-    sid       = "StateLock"
-    actions   = ["s3:PutObject", "s3:DeleteObject"]
-    resources = ["arn:${local.partition}:s3:::${var.state_bucket}/*.tflock"]
+    sid       = "OwnCache"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${module.artifacts.arn}/${local.cache_prefix}/${each.key}/*"]
   }
 
   statement {
@@ -100,112 +143,6 @@ data "aws_iam_policy_document" "readonly" {
       values   = ["s3.${var.region}.amazonaws.com"]
     }
   }
-
-  statement {
-    sid       = "OwnCache"
-    actions   = ["s3:GetObject", "s3:PutObject"]
-    resources = ["${module.artifacts.arn}/${local.cache_prefix}/${each.key}/*"]
-  }
-
-  statement {
-    sid       = "PipelineKey"
-    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*"]
-    resources = [module.key.arn]
-  }
-
-  statement {
-    sid       = "Logs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.codebuild.arn}:*"]
-  }
-
-  # CodeBuild clones through the GitHub connection; either service name is checked, depending
-  # on the ARN's prefix.
-  statement {
-    sid = "UseConnection"
-    actions = [
-      "codeconnections:GetConnection", "codeconnections:GetConnectionToken", "codeconnections:UseConnection",
-      "codestar-connections:GetConnection", "codestar-connections:GetConnectionToken", "codestar-connections:UseConnection",
-    ]
-    resources = [var.connection_arn]
-  }
-
-  # The devops environment has no plan role: it is planned with this role itself, which may
-  # read this module's resources (what Terraform's refresh of them calls) and change none.
-  statement {
-    sid       = "ReadPipeline"
-    actions   = ["codepipeline:GetPipeline", "codepipeline:ListTagsForResource"]
-    resources = [aws_codepipeline.this.arn]
-  }
-
-  statement {
-    sid       = "ReadProjects"
-    actions   = ["codebuild:BatchGetProjects"]
-    resources = ["arn:${local.partition}:codebuild:${var.region}:${local.account}:project/${var.project}-*"]
-  }
-
-  statement {
-    sid       = "ReadRoles"
-    actions   = ["iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:ListRoleTags"]
-    resources = ["arn:${local.partition}:iam::${local.account}:role/${var.project}-*"]
-  }
-
-  statement {
-    sid       = "ReadKey"
-    actions   = ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags"]
-    resources = [module.key.arn]
-  }
-
-  statement {
-    sid       = "ListAliases"
-    actions   = ["kms:ListAliases"]
-    resources = ["*"]
-  }
-
-  # Bucket-level reads only: the bucket's ARN, not its objects.
-  statement {
-    sid       = "ReadArtifactBucket"
-    actions   = ["s3:GetBucket*", "s3:Get*Configuration"]
-    resources = [module.artifacts.arn]
-  }
-
-  statement {
-    sid       = "ReadTopic"
-    actions   = ["sns:GetSubscriptionAttributes", "sns:GetTopicAttributes", "sns:ListTagsForResource"]
-    resources = [aws_sns_topic.this.arn, "${aws_sns_topic.this.arn}:*"]
-  }
-
-  statement {
-    sid       = "ReadRules"
-    actions   = ["events:DescribeRule", "events:ListTagsForResource", "events:ListTargetsByRule"]
-    resources = ["arn:${local.partition}:events:${var.region}:${local.account}:rule/${var.project}-*"]
-  }
-
-  statement {
-    sid       = "ReadLogGroups"
-    actions   = ["logs:DescribeLogGroups", "logs:ListTagsForResource", "logs:ListTagsLogGroup"]
-    resources = ["arn:${local.partition}:logs:${var.region}:${local.account}:log-group:*"]
-  }
-
-  dynamic "statement" {
-    for_each = lookup({ pr = compact([var.github_token_secret_arn]) }, each.key, [])
-
-    content {
-      sid       = "GitHubToken"
-      actions   = ["secretsmanager:GetSecretValue"]
-      resources = [statement.value]
-    }
-  }
-
-  dynamic "statement" {
-    for_each = lookup({ drift = [aws_sns_topic.this.arn] }, each.key, [])
-
-    content {
-      sid       = "NotifyDrift"
-      actions   = ["sns:Publish"]
-      resources = [statement.value]
-    }
-  }
 }
 
 resource "aws_iam_role_policy" "readonly" {
@@ -216,77 +153,6 @@ resource "aws_iam_role_policy" "readonly" {
   policy = data.aws_iam_policy_document.readonly[each.key].json
 }
 
-resource "aws_codebuild_project" "readonly" {
-  for_each = local.readonly
-
-  name           = each.value.name
-  description    = each.value.description
-  service_role   = aws_iam_role.readonly[each.key].arn
-  encryption_key = module.key.arn
-  build_timeout  = var.build_timeouts["plan-prod"]
-  queued_timeout = 60
-  source_version = each.value.source_version
-
-  source {
-    type            = "GITHUB"
-    location        = "https://github.com/${var.repository}.git"
-    git_clone_depth = each.value.clone_depth
-    buildspec       = "buildspec.yml"
-
-    auth {
-      type     = "CODECONNECTIONS"
-      resource = var.connection_arn
-    }
-  }
-
-  artifacts {
-    type = "NO_ARTIFACTS"
-  }
-
-  cache {
-    type     = "S3"
-    location = "${module.artifacts.id}/${local.cache_prefix}/${each.key}"
-  }
-
-  environment {
-    type            = "LINUX_CONTAINER"
-    compute_type    = var.compute_type
-    image           = var.build_image
-    privileged_mode = false
-
-    environment_variable {
-      name  = "MLCICD_ACTION"
-      value = each.key
-    }
-
-    environment_variable {
-      name  = "MLCICD_PROJECT"
-      value = var.project
-    }
-
-    dynamic "environment_variable" {
-      for_each = local.readonly_env[each.key]
-
-      content {
-        name  = environment_variable.value.name
-        value = environment_variable.value.value
-        type  = environment_variable.value.type
-      }
-    }
-  }
-
-  logs_config {
-    cloudwatch_logs {
-      group_name = aws_cloudwatch_log_group.codebuild.name
-      status     = "ENABLED"
-    }
-
-    s3_logs {
-      status = "DISABLED"
-    }
-  }
-}
-
 # A CodeBuild webhook through the same connection rather than a CodePipeline pull-request
 # trigger: a trigger would start this pipeline, whose Build stage applies staging; the webhook
 # starts only the preview project, gives it the pull request's number, and can hold pull
@@ -294,7 +160,7 @@ resource "aws_codebuild_project" "readonly" {
 resource "aws_codebuild_webhook" "pr" {
   count = var.pr_preview ? 1 : 0
 
-  project_name = aws_codebuild_project.readonly["pr"].name
+  project_name = aws_codebuild_project.this["pr"].name
   build_type   = "BUILD"
 
   filter_group {

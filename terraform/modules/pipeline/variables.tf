@@ -39,7 +39,7 @@ variable "connection_arn" {
 
   validation {
     condition     = can(regex("^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:[0-9]{12}:connection/[A-Za-z0-9-]+$", var.connection_arn))
-    error_message = "connection_arn must be a CodeConnections or CodeStar Connections ARN; run `mlcicd connect --wait` first."
+    error_message = "No GitHub connection recorded (connection_arn must be a CodeConnections or CodeStar Connections ARN): run `mlcicd connect --wait` (and finish the handshake in the console) before planning devops."
   }
 }
 

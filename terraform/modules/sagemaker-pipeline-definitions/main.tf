@@ -21,33 +21,51 @@ locals {
     infer      = ["python3", "${local.processing}/code/infer.py"]
   }
 
-  # Processing steps run the scikit-learn image with one of the entry points, on one instance.
-  app = { for step, command in local.entrypoint : step => { ImageUri = var.sklearn_image_uri, ContainerEntrypoint = command } }
-  cluster = {
-    for name, type in {
-      train_processing = local.train_param.processing_type
-      infer_processing = local.infer_param.processing_type
-      infer_inference  = local.infer_param.inference_type
-    } : name => { ClusterConfig = { InstanceCount = 1, InstanceType = type, VolumeSizeInGB = 30 } }
-  }
-
   execution_id = { Get = "Execution.PipelineExecutionId" }
   tags = [
     { Key = "project", Value = var.project },
     { Key = "environment", Value = var.environment },
   ]
 
-  s3_input = { S3DataType = "S3Prefix", S3InputMode = "File", S3DataDistributionType = "FullyReplicated" }
-  code_input = {
-    InputName = "code"
-    S3Input   = merge(local.s3_input, { S3Uri = local.code_s3_prefix, LocalPath = "${local.processing}/code" })
-  }
-
-  # What every processing job shares; each step adds its command, resources, inputs and outputs.
-  processing_job = {
+  # What every job shares; each step adds what it runs and reads and writes.
+  job = {
     RoleArn           = var.role_arn
     StoppingCondition = { MaxRuntimeInSeconds = var.max_runtime_in_seconds }
     Tags              = local.tags
+  }
+  s3_input = { S3DataType = "S3Prefix", S3InputMode = "File", S3DataDistributionType = "FullyReplicated" }
+
+  # The processing steps of both pipelines (below), each run by the scikit-learn image with one
+  # of the entry points on one instance. Every input and output is NAME under /opt/ml/processing
+  # in the container; the code comes first.
+  processing_step = {
+    for key, step in merge(local.training_processing, local.inference_processing) : key => {
+      Name = step.name
+      Type = "Processing"
+      Arguments = merge(local.job, {
+        AppSpecification = {
+          ImageUri            = var.sklearn_image_uri
+          ContainerEntrypoint = local.entrypoint[step.script]
+          ContainerArguments  = step.arguments
+        }
+        ProcessingResources = { ClusterConfig = { InstanceCount = 1, InstanceType = step.instance_type, VolumeSizeInGB = 30 } }
+        ProcessingInputs = [
+          for input in concat([{ name = "code", uri = local.code_s3_prefix }], step.inputs) : {
+            InputName = input.name
+            S3Input   = merge(local.s3_input, { S3Uri = input.uri, LocalPath = "${local.processing}/${input.name}" })
+          }
+        ]
+        ProcessingOutputConfig = {
+          KmsKeyId = var.output_kms_key_arn
+          Outputs = [
+            for output in step.outputs : {
+              OutputName = output.name
+              S3Output   = { S3Uri = output.uri, LocalPath = "${local.processing}/${output.name}", S3UploadMode = "EndOfJob" }
+            }
+          ]
+        }
+      })
+    }
   }
 
   evaluation_report = "EvaluationReport"
@@ -83,6 +101,38 @@ locals {
   }
   trained_model = { Get = "Steps.Train.ModelArtifacts.S3ModelArtifacts" }
 
+  training_processing = {
+    train_preprocess = {
+      name          = "Preprocess"
+      script        = "preprocess"
+      instance_type = local.train_param.processing_type
+      arguments = [
+        "--mode", "fit",
+        "--input", "${local.processing}/input",
+        "--train-output", "${local.processing}/train",
+        "--test-output", "${local.processing}/test",
+        "--preprocessor-output", "${local.processing}/preprocessor",
+      ]
+      inputs  = [{ name = "input", uri = local.train_param.input_data }]
+      outputs = [for output in ["train", "test", "preprocessor"] : { name = output, uri = local.train_work_uri[output] }]
+    }
+    evaluate = {
+      name          = "Evaluate"
+      script        = "evaluate"
+      instance_type = local.train_param.processing_type
+      arguments = [
+        "--model", "${local.processing}/model",
+        "--test", "${local.processing}/test",
+        "--output", "${local.processing}/evaluation",
+      ]
+      inputs = [
+        { name = "model", uri = local.trained_model },
+        { name = "test", uri = local.preprocess_output.test },
+      ]
+      outputs = [{ name = "evaluation", uri = local.train_work_uri.evaluation }]
+    }
+  }
+
   training_pipeline = {
     Version  = "2020-12-01"
     Metadata = {}
@@ -95,46 +145,11 @@ locals {
       { Name = "ModelPackageGroupName", Type = "String", DefaultValue = var.model_package_group_name },
     ]
     Steps = [
-      {
-        Name = "Preprocess"
-        Type = "Processing"
-        Arguments = merge(local.processing_job, {
-          AppSpecification = merge(local.app.preprocess, {
-            ContainerArguments = [
-              "--mode", "fit",
-              "--input", "${local.processing}/input",
-              "--train-output", "${local.processing}/train",
-              "--test-output", "${local.processing}/test",
-              "--preprocessor-output", "${local.processing}/preprocessor",
-            ]
-          })
-          ProcessingResources = local.cluster.train_processing
-          ProcessingInputs = [
-            local.code_input,
-            {
-              InputName = "input"
-              S3Input   = merge(local.s3_input, { S3Uri = local.train_param.input_data, LocalPath = "${local.processing}/input" })
-            },
-          ]
-          ProcessingOutputConfig = {
-            KmsKeyId = var.output_kms_key_arn
-            Outputs = [
-              for output in ["train", "test", "preprocessor"] : {
-                OutputName = output
-                S3Output = {
-                  S3Uri        = local.train_work_uri[output]
-                  LocalPath    = "${local.processing}/${output}"
-                  S3UploadMode = "EndOfJob"
-                }
-              }
-            ]
-          }
-        })
-      },
+      local.processing_step.train_preprocess,
       {
         Name = "Train"
         Type = "Training"
-        Arguments = {
+        Arguments = merge(local.job, {
           AlgorithmSpecification = {
             TrainingImage       = var.sklearn_image_uri
             TrainingInputMode   = "File"
@@ -157,50 +172,13 @@ locals {
               }
             }
           ]
-          OutputDataConfig  = { S3OutputPath = local.train_param.model_artifacts, KmsKeyId = var.output_kms_key_arn }
-          ResourceConfig    = { InstanceCount = 1, InstanceType = local.train_param.training_type, VolumeSizeInGB = 30 }
-          RoleArn           = var.role_arn
-          StoppingCondition = { MaxRuntimeInSeconds = var.max_runtime_in_seconds }
-          Tags              = local.tags
-        }
-      },
-      {
-        Name = "Evaluate"
-        Type = "Processing"
-        Arguments = merge(local.processing_job, {
-          AppSpecification = merge(local.app.evaluate, {
-            ContainerArguments = [
-              "--model", "${local.processing}/model",
-              "--test", "${local.processing}/test",
-              "--output", "${local.processing}/evaluation",
-            ]
-          })
-          ProcessingResources = local.cluster.train_processing
-          ProcessingInputs = [
-            local.code_input,
-            {
-              InputName = "model"
-              S3Input   = merge(local.s3_input, { S3Uri = local.trained_model, LocalPath = "${local.processing}/model" })
-            },
-            {
-              InputName = "test"
-              S3Input   = merge(local.s3_input, { S3Uri = local.preprocess_output.test, LocalPath = "${local.processing}/test" })
-            },
-          ]
-          ProcessingOutputConfig = {
-            KmsKeyId = var.output_kms_key_arn
-            Outputs = [{
-              OutputName = "evaluation"
-              S3Output = {
-                S3Uri        = local.train_work_uri.evaluation
-                LocalPath    = "${local.processing}/evaluation"
-                S3UploadMode = "EndOfJob"
-              }
-            }]
-          }
+          OutputDataConfig = { S3OutputPath = local.train_param.model_artifacts, KmsKeyId = var.output_kms_key_arn }
+          ResourceConfig   = { InstanceCount = 1, InstanceType = local.train_param.training_type, VolumeSizeInGB = 30 }
         })
-        PropertyFiles = [{ PropertyFileName = local.evaluation_report, OutputName = "evaluation", FilePath = "evaluation.json" }]
       },
+      merge(local.processing_step.evaluate, {
+        PropertyFiles = [{ PropertyFileName = local.evaluation_report, OutputName = "evaluation", FilePath = "evaluation.json" }]
+      }),
       {
         Name = "CheckMetric"
         Type = "Condition"
@@ -275,20 +253,44 @@ locals {
     inference_type  = { Get = "Parameters.InferenceInstanceType" }
   }
 
-  model_input = {
-    InputName = "model"
-    S3Input   = merge(local.s3_input, { S3Uri = local.infer_param.model_data, LocalPath = "${local.processing}/model" })
+  # PREDICTIONS/EXECUTION_ID/{features,predictions}: executions never overwrite each other.
+  infer_output_uri = {
+    for output in ["features", "predictions"] : output => {
+      "Std:Join" = { On = "/", Values = [local.infer_param.predictions, local.execution_id, output] }
+    }
   }
 
-  # PREDICTIONS/EXECUTION_ID/{features,predictions}: executions never overwrite each other.
-  infer_output = {
-    for output in ["features", "predictions"] : output => {
-      OutputName = output
-      S3Output = {
-        S3Uri        = { "Std:Join" = { On = "/", Values = [local.infer_param.predictions, local.execution_id, output] } }
-        LocalPath    = "${local.processing}/${output}"
-        S3UploadMode = "EndOfJob"
-      }
+  inference_processing = {
+    infer_preprocess = {
+      name          = "Preprocess"
+      script        = "preprocess"
+      instance_type = local.infer_param.processing_type
+      arguments = [
+        "--mode", "transform",
+        "--input", "${local.processing}/input",
+        "--model", "${local.processing}/model",
+        "--features-output", "${local.processing}/features",
+      ]
+      inputs = [
+        { name = "model", uri = local.infer_param.model_data },
+        { name = "input", uri = local.infer_param.input_data },
+      ]
+      outputs = [{ name = "features", uri = local.infer_output_uri.features }]
+    }
+    predict = {
+      name          = "Predict"
+      script        = "infer"
+      instance_type = local.infer_param.inference_type
+      arguments = [
+        "--model", "${local.processing}/model",
+        "--features", "${local.processing}/features",
+        "--output", "${local.processing}/predictions",
+      ]
+      inputs = [
+        { name = "model", uri = local.infer_param.model_data },
+        { name = "features", uri = { Get = "Steps.Preprocess.ProcessingOutputConfig.Outputs['features'].S3Output.S3Uri" } },
+      ]
+      outputs = [{ name = "predictions", uri = local.infer_output_uri.predictions }]
     }
   }
 
@@ -302,57 +304,6 @@ locals {
       { Name = "ProcessingInstanceType", Type = "String", DefaultValue = var.processing_instance_type },
       { Name = "InferenceInstanceType", Type = "String", DefaultValue = var.inference_instance_type },
     ]
-    Steps = [
-      {
-        Name = "Preprocess"
-        Type = "Processing"
-        Arguments = merge(local.processing_job, {
-          AppSpecification = merge(local.app.preprocess, {
-            ContainerArguments = [
-              "--mode", "transform",
-              "--input", "${local.processing}/input",
-              "--model", "${local.processing}/model",
-              "--features-output", "${local.processing}/features",
-            ]
-          })
-          ProcessingResources = local.cluster.infer_processing
-          ProcessingInputs = [
-            local.code_input,
-            local.model_input,
-            {
-              InputName = "input"
-              S3Input   = merge(local.s3_input, { S3Uri = local.infer_param.input_data, LocalPath = "${local.processing}/input" })
-            },
-          ]
-          ProcessingOutputConfig = { KmsKeyId = var.output_kms_key_arn, Outputs = [local.infer_output.features] }
-        })
-      },
-      {
-        Name = "Predict"
-        Type = "Processing"
-        Arguments = merge(local.processing_job, {
-          AppSpecification = merge(local.app.infer, {
-            ContainerArguments = [
-              "--model", "${local.processing}/model",
-              "--features", "${local.processing}/features",
-              "--output", "${local.processing}/predictions",
-            ]
-          })
-          ProcessingResources = local.cluster.infer_inference
-          ProcessingInputs = [
-            local.code_input,
-            local.model_input,
-            {
-              InputName = "features"
-              S3Input = merge(local.s3_input, {
-                S3Uri     = { Get = "Steps.Preprocess.ProcessingOutputConfig.Outputs['features'].S3Output.S3Uri" }
-                LocalPath = "${local.processing}/features"
-              })
-            },
-          ]
-          ProcessingOutputConfig = { KmsKeyId = var.output_kms_key_arn, Outputs = [local.infer_output.predictions] }
-        })
-      },
-    ]
+    Steps = [local.processing_step.infer_preprocess, local.processing_step.predict]
   }
 }

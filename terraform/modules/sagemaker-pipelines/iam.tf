@@ -29,27 +29,63 @@ locals {
   data_bucket_arns = {
     for purpose, bucket in local.data_buckets : purpose => ["arn:${local.partition}:s3:::${bucket}", "arn:${local.partition}:s3:::${bucket}/*"]
   }
+
+  # What the jobs may do besides writing model artefacts (training only), emitting metrics and
+  # passing this role (conditioned): below.
+  sagemaker_grants = {
+    ReadCode = { actions = ["s3:GetObject", "s3:ListBucket"], resources = [module.code_bucket.arn, "${module.code_bucket.arn}/*"] }
+    # Inference reads the model artefacts the training pipelines (dev's, staging's) wrote.
+    ReadDataAndModels = { actions = ["s3:GetObject", "s3:ListBucket"], resources = concat(local.data_bucket_arns["datalake"], local.data_bucket_arns["models"]) }
+    # Inference writes the features it scores and the predictions, and reads the features back.
+    WritePredictions = {
+      actions   = ["s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:AbortMultipartUpload"]
+      resources = local.data_bucket_arns["predictions"]
+    }
+    ReadCodeKey = { actions = ["kms:Decrypt"], resources = [module.key.arn] }
+    UseDataKey  = { actions = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"], resources = [data.aws_kms_key.data.arn] }
+    PullImage   = { actions = ["ecr:GetAuthorizationToken"], resources = ["*"] }
+    PullScikitLearnImage = {
+      actions   = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+      resources = ["arn:${local.partition}:ecr:${local.region}:${data.aws_sagemaker_prebuilt_ecr_image.sklearn.registry_id}:repository/sagemaker-scikit-learn"]
+    }
+    Logs = {
+      actions   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
+      resources = ["arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/aws/sagemaker/*"]
+    }
+    # The pipelines start their steps' jobs as this role; job names are generated per execution.
+    RunJobs = {
+      actions = [
+        "sagemaker:AddTags",
+        "sagemaker:CreateModel",
+        "sagemaker:CreateProcessingJob",
+        "sagemaker:CreateTrainingJob",
+        "sagemaker:CreateTransformJob",
+        "sagemaker:DescribeModel",
+        "sagemaker:DescribeProcessingJob",
+        "sagemaker:DescribeTrainingJob",
+        "sagemaker:DescribeTransformJob",
+        "sagemaker:StopProcessingJob",
+        "sagemaker:StopTrainingJob",
+        "sagemaker:StopTransformJob",
+      ]
+      resources = [for kind in ["model", "processing-job", "training-job", "transform-job"] : "${local.sagemaker_arn}:${kind}/*"]
+    }
+    RegisterModels = {
+      actions   = ["sagemaker:AddTags", "sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage"]
+      resources = ["${local.sagemaker_arn}:model-package/${local.prefix}-models/*", aws_sagemaker_model_package_group.this.arn]
+    }
+  }
 }
 
 data "aws_iam_policy_document" "sagemaker" {
-  statement {
-    sid       = "ReadCode"
-    actions   = ["s3:GetObject", "s3:ListBucket"]
-    resources = [module.code_bucket.arn, "${module.code_bucket.arn}/*"]
-  }
+  dynamic "statement" {
+    for_each = local.sagemaker_grants
 
-  # Inference reads the model artefacts the training pipelines (dev's, staging's) wrote.
-  statement {
-    sid       = "ReadDataAndModels"
-    actions   = ["s3:GetObject", "s3:ListBucket"]
-    resources = concat(local.data_bucket_arns["datalake"], local.data_bucket_arns["models"])
-  }
-
-  # Inference writes the features it scores and the predictions, and reads the features back.
-  statement {
-    sid       = "WritePredictions"
-    actions   = ["s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:AbortMultipartUpload"]
-    resources = local.data_bucket_arns["predictions"]
+    content {
+      sid       = statement.key
+      actions   = statement.value.actions
+      resources = statement.value.resources
+    }
   }
 
   dynamic "statement" {
@@ -63,36 +99,6 @@ data "aws_iam_policy_document" "sagemaker" {
   }
 
   statement {
-    sid       = "ReadCodeKey"
-    actions   = ["kms:Decrypt"]
-    resources = [module.key.arn]
-  }
-
-  statement {
-    sid       = "UseDataKey"
-    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"]
-    resources = [data.aws_kms_key.data.arn]
-  }
-
-  statement {
-    sid       = "PullImage"
-    actions   = ["ecr:GetAuthorizationToken"]
-    resources = ["*"]
-  }
-
-  statement {
-    sid       = "PullScikitLearnImage"
-    actions   = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
-    resources = ["arn:${local.partition}:ecr:${local.region}:${data.aws_sagemaker_prebuilt_ecr_image.sklearn.registry_id}:repository/sagemaker-scikit-learn"]
-  }
-
-  statement {
-    sid       = "Logs"
-    actions   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
-    resources = ["arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/aws/sagemaker/*"]
-  }
-
-  statement {
     sid       = "Metrics"
     actions   = ["cloudwatch:PutMetricData"]
     resources = ["*"]
@@ -102,37 +108,6 @@ data "aws_iam_policy_document" "sagemaker" {
       variable = "cloudwatch:namespace"
       values   = ["/aws/sagemaker/*"]
     }
-  }
-
-  # The pipelines start their steps' jobs as this role; job names are generated per execution.
-  statement {
-    sid = "RunJobs"
-    actions = [
-      "sagemaker:AddTags",
-      "sagemaker:CreateModel",
-      "sagemaker:CreateProcessingJob",
-      "sagemaker:CreateTrainingJob",
-      "sagemaker:CreateTransformJob",
-      "sagemaker:DescribeModel",
-      "sagemaker:DescribeProcessingJob",
-      "sagemaker:DescribeTrainingJob",
-      "sagemaker:DescribeTransformJob",
-      "sagemaker:StopProcessingJob",
-      "sagemaker:StopTrainingJob",
-      "sagemaker:StopTransformJob",
-    ]
-    resources = [
-      "${local.sagemaker_arn}:model/*",
-      "${local.sagemaker_arn}:processing-job/*",
-      "${local.sagemaker_arn}:training-job/*",
-      "${local.sagemaker_arn}:transform-job/*",
-    ]
-  }
-
-  statement {
-    sid       = "RegisterModels"
-    actions   = ["sagemaker:AddTags", "sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage"]
-    resources = ["${local.sagemaker_arn}:model-package/${local.prefix}-models/*", aws_sagemaker_model_package_group.this.arn]
   }
 
   statement {
