@@ -201,9 +201,14 @@ def main(ctx: click.Context, config_option: str | None) -> None:
     \b
     Everyday:
       mlcicd plan staging --out plan/   plan into a reviewable plan directory
+      mlcicd review plan/ --format html --out review.html
+                                        the page an approver decides from
       mlcicd apply staging --plan plan/ apply exactly that plan
+      mlcicd plan --changed --out plans/
+                                        only what a change touches (pull requests)
 
-    Exit codes: 0 ok, 1 operation failed, 2 bad usage or config, 3 blocked by a review gate.
+    Exit codes: 0 ok, 1 operation failed, 2 bad usage or config, 3 blocked by a review gate,
+    130 interrupted.
     """
     # A SIGTERM (e.g. a CodeBuild timeout) ends mlcicd like Ctrl-C: cleanly, exit 130. While
     # Terraform runs, the runner forwards it to Terraform as an interrupt instead.
