@@ -392,13 +392,30 @@ def write_grants(policy: list[dict]) -> dict[str, list[str]]:
 @pytest.mark.parametrize("env", ["roles-staging", "roles-data"])
 def test_plan_role_writes_nothing_but_the_state_lock(plans, env):
     target = env.removeprefix("roles-")
-    lock = f"arn:aws:s3:::mlops-demo-tfstate-111111111111-us-east-1/{target}/terraform.tfstate.tflock"
+    state = "arn:aws:s3:::mlops-demo-tfstate-111111111111-us-east-1/{}/terraform.tfstate"
+    # Its environment's state, and its account's roles-ENV state: drift --all plans both with it.
+    locks = [state.format(name) + ".tflock" for name in (target, f"roles-{target}")]
     grants = write_grants(role_policy(plans, env, "plan"))
-    assert grants == {"s3:DeleteObject": [lock], "s3:PutObject": [lock]}
-    # It reads what a plan reads: the state, and the environment's own resources.
+    assert {action: sorted(arns) for action, arns in grants.items()} == {
+        "s3:DeleteObject": sorted(locks), "s3:PutObject": sorted(locks)}
+    # It reads what a plan reads: the states, and the environment's own resources.
     policy = role_policy(plans, env, "plan")
-    assert any(_matches(r, lock.removesuffix(".tflock")) for r in allowed_on(policy, "s3:GetObject"))
+    for lock in locks:
+        assert any(_matches(r, lock.removesuffix(".tflock")) for r in allowed_on(policy, "s3:GetObject"))
     assert allowed_on(policy, "kms:Decrypt")
+
+
+@pytest.mark.parametrize("env", ["roles-staging", "roles-data"])
+def test_plan_role_can_read_back_the_roles_its_roles_environment_manages(plans, env):
+    # Planning roles-ENV refreshes its roles and their inline policies; the plan role may read
+    # exactly those roles.
+    managed = [planned(plans[env], rc["address"]) for rc in plans[env]["resource_changes"]
+               if rc["type"] == "aws_iam_role"]
+    arns = {f"arn:aws:iam::111111111111:role/{role['name']}" for role in managed}
+    policy = role_policy(plans, env, "plan")
+    for action in ("iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"):
+        readable = allowed_on(policy, action)
+        assert all(any(_matches(r, arn) for r in readable) for arn in arns), (action, arns, readable)
 
 
 def test_write_grants_see_a_wildcard_and_a_verb_in_any_service():

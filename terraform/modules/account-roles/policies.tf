@@ -300,7 +300,15 @@ data "aws_iam_policy_document" "runner" {
 
 locals {
   state_bucket_arn = "arn:${local.partition}:s3:::${coalesce(var.state_bucket, module.names.state_bucket)}"
-  state_keys       = ["${local.env}/terraform.tfstate"]
+  # The environment's own state, and that of its account's roles (roles-ENV): drift and
+  # pull-request previews plan both with this role.
+  state_keys = ["${local.env}/terraform.tfstate", "roles-${local.env}/terraform.tfstate"]
+  # The roles this configuration manages in the account, which planning roles-ENV reads back.
+  # (Named here, not read from local.roles: those roles' policies include this one.)
+  account_role_arns = [
+    for role in concat(["deploy", "plan"], local.ml ? ["pipeline-runner"] : []) :
+    "arn:${local.partition}:iam::${local.account}:role/${local.prefix}-${role}"
+  ]
 }
 
 data "aws_iam_policy_document" "plan" {
@@ -381,6 +389,12 @@ data "aws_iam_policy_document" "plan" {
     sid       = "ReadBuckets"
     actions   = local.bucket_reads
     resources = local.managed_bucket_arns
+  }
+
+  statement {
+    sid       = "ReadAccountRoles"
+    actions   = ["iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies"]
+    resources = local.account_role_arns
   }
 }
 
