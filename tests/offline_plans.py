@@ -6,7 +6,9 @@ hashicorp/aws (`mlcicd plan ENV --offline`), in a copy of the project made for t
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +17,39 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def copy_repository(root: Path) -> Path:
+    """terraform/, ml/, the example mlcicd.yaml and buildspec.yml under `root`, as a checkout has them."""
+    for name in ("terraform", "ml", "mlcicd.yaml", "buildspec.yml"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns(".terraform", "__pycache__"))
+        else:
+            shutil.copy(source, root / name)
+    return root
+
+
+@contextlib.contextmanager
+def offline_environ() -> Iterator[None]:
+    """As an offline preview runs on a fresh machine: none of the caller's AWS/Terraform settings,
+    the bundled Terraform, no network (a dead proxy); this machine's provider-schema cache."""
+    import pytest
+
+    from mlcicd import awsschema
+    from mlcicd.offline import provider
+
+    cache = awsschema.default_cache_dir()
+    provider.schema_path(cache)  # indexed once, outside the scrubbed environment
+    with pytest.MonkeyPatch.context() as mp:
+        for name in list(os.environ):
+            if name.startswith(("AWS_", "TF_")) or name == "MLCICD_CONFIG":
+                mp.delenv(name, raising=False)
+        mp.setenv("XDG_CACHE_HOME", str(cache.parent))
+        mp.setenv("MLCICD_TERRAFORM", "bundled")
+        for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+            mp.setenv(name, "http://127.0.0.1:9")
+        yield
 
 
 def copy_project(root: Path, config_text: str | None = None) -> Path:

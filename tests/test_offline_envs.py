@@ -11,7 +11,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,10 +18,17 @@ import pytest
 from botocore import xform_name
 from click.testing import CliRunner
 
-from mlcicd import awsschema
 from mlcicd.cli import main
-from mlcicd.offline import provider
-from tests.offline_plans import as_list, copy_project, documents, plan_all, planned, statements
+from tests.offline_plans import (
+    as_list,
+    copy_project,
+    copy_repository,
+    documents,
+    offline_environ,
+    plan_all,
+    planned,
+    statements,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 # Every root module, and each environment whose policies differ (ml serves dev, staging and
@@ -36,25 +42,8 @@ pytestmark = pytest.mark.slow
 def repo(tmp_path_factory):
     """A copy of the repository's Terraform, ML code and example config; no credentials,
     no network (a dead proxy), the schema cache of this machine."""
-    cache = awsschema.default_cache_dir()
-    provider.schema_path(cache)
-    root = tmp_path_factory.mktemp("repo")
-    for name in ("terraform", "ml", "mlcicd.yaml", "buildspec.yml"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns(".terraform", "__pycache__"))
-        elif source.is_file():
-            shutil.copy(source, root / name)
-    with pytest.MonkeyPatch.context() as mp:
-        import os
-
-        for name in list(os.environ):
-            if name.startswith(("AWS_", "TF_")) or name == "MLCICD_CONFIG":
-                mp.delenv(name, raising=False)
-        mp.setenv("XDG_CACHE_HOME", str(cache.parent))
-        mp.setenv("MLCICD_TERRAFORM", "bundled")
-        for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
-            mp.setenv(name, "http://127.0.0.1:9")
+    root = copy_repository(tmp_path_factory.mktemp("repo"))
+    with offline_environ():
         yield root
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ from click.testing import CliRunner
 from mlcicd.cli import main
 from tests import aws_calls, planned_policies, sagemaker_side, stubbed_ops
 from tests.iam_eval import Request, Verdict, decide
+from tests.offline_plans import copy_repository, offline_environ
 
 REPO = Path(__file__).resolve().parent.parent
 BUILDSPEC = REPO / "buildspec.yml"
@@ -60,32 +60,16 @@ def evaluated_definitions(tmp_path_factory):
 @pytest.fixture(scope="module", params=list(CONFIGS))
 def system(request, tmp_path_factory):
     """A copy of the repository with the config under test, and its planned policies."""
-    from mlcicd import awsschema
     from mlcicd import config as configuration
-    from mlcicd.offline import preview, provider
+    from mlcicd.offline import preview
     from mlcicd.runtime import Runtime
 
-    root = tmp_path_factory.mktemp(request.param)
-    for name in ("terraform", "ml", "mlcicd.yaml", "buildspec.yml"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns(".terraform", "__pycache__"))
-        else:
-            shutil.copy(source, root / name)
+    root = copy_repository(tmp_path_factory.mktemp(request.param))
     if CONFIGS[request.param]:
         data = yaml.safe_load((root / "mlcicd.yaml").read_text())
         data["accounts"] = CONFIGS[request.param]
         (root / "mlcicd.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    cache = awsschema.default_cache_dir()
-    provider.schema_path(cache)
-    with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.startswith(("AWS_", "TF_")) or name == "MLCICD_CONFIG":
-                mp.delenv(name, raising=False)
-        mp.setenv("XDG_CACHE_HOME", str(cache.parent))
-        mp.setenv("MLCICD_TERRAFORM", "bundled")
-        for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
-            mp.setenv(name, "http://127.0.0.1:9")
+    with offline_environ():
         config = configuration.load(root / "mlcicd.yaml")
         runtime = Runtime.from_environ()
 
