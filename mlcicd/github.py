@@ -92,8 +92,9 @@ class GitHubRejected(GitHubError):
         super().__init__(f"GitHub refused {what} ({status}: {message})")
 
 
-def api_url(environ: Mapping[str, str]) -> str:
-    url = (environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
+def api_url(configured: str) -> str:
+    """The REST API base: GITHUB_API_URL as given, else github.com's."""
+    url = (configured or DEFAULT_API_URL).rstrip("/")
     if not url.startswith(("https://", "http://")):
         raise GitHubRejected("the API base URL", 0, f"GITHUB_API_URL={url!r} is not an http(s) URL")
     return url

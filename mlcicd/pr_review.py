@@ -187,10 +187,9 @@ def _url(url: str) -> str:
 def token(config: Config, runtime: Runtime) -> str:
     """GITHUB_TOKEN, else the secret named by GITHUB_TOKEN_SECRET_ARN (its string, or the
     "token" key of a JSON secret)."""
-    environ = runtime.environ
-    if environ.get("GITHUB_TOKEN"):
-        return environ["GITHUB_TOKEN"].strip()
-    arn = environ.get("GITHUB_TOKEN_SECRET_ARN")
+    if runtime.github_token:
+        return runtime.github_token
+    arn = runtime.github_token_secret_arn
     if not arn:
         raise github.GitHubTokenMissing()
     import json
@@ -259,14 +258,14 @@ def review_pull_request(config: Config, runtime: Runtime, paths: Sequence[Path],
     secret, problem = "", ""
     try:
         secret = token(config, runtime)
-        client = github.Client(github.api_url(runtime.environ), secret)
+        client = github.Client(github.api_url(runtime.github_api_url), secret)
     except MlcicdError as exc:
         problem = f"nothing posted: {exc}"
     masker = masker.with_values([secret]) if secret else masker
     run_policy = checkov or (checkov is None and policy.checkov_available())
     plans = collect(paths, masker, gates, (lambda p: policy.run_checkov(p, masker)) if run_policy else None)
-    sha = sha or runtime.environ.get("CODEBUILD_RESOLVED_SOURCE_VERSION", "")
-    review_url = review_url or runtime.environ.get("REVIEW_URL", "")
+    sha = sha or runtime.source_version
+    review_url = review_url or runtime.review_url
     if problem:
         posted = Posted(comment(config.project, plans, sha=sha, review_url=review_url, max_rows=max_rows),
                         problems=(problem,))

@@ -35,6 +35,13 @@ class Runtime:
     cache_dir: Path | None = None
     tf_cli_config_file: str | None = None  # TF_CLI_CONFIG_FILE: the user's own Terraform CLI config
     role: str = "deploy"  # MLCICD_ROLE: the role Terraform assumes in each account, deploy or plan (read-only)
+    # Posting a review to a pull request: GITHUB_TOKEN, or the secret GITHUB_TOKEN_SECRET_ARN names;
+    # GITHUB_API_URL (GitHub Enterprise); the commit CodeBuild built; REVIEW_URL, the full review.
+    github_token: str = ""
+    github_token_secret_arn: str = ""
+    github_api_url: str = ""
+    source_version: str = ""
+    review_url: str = ""
     environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
@@ -54,6 +61,11 @@ class Runtime:
             cache_dir=_cache_dir(env),
             tf_cli_config_file=env.get("TF_CLI_CONFIG_FILE") or None,
             role=env.get("MLCICD_ROLE") or "deploy",
+            github_token=(env.get("GITHUB_TOKEN") or "").strip(),
+            github_token_secret_arn=env.get("GITHUB_TOKEN_SECRET_ARN", ""),
+            github_api_url=env.get("GITHUB_API_URL", ""),
+            source_version=env.get("CODEBUILD_RESOLVED_SOURCE_VERSION", ""),
+            review_url=env.get("REVIEW_URL", ""),
             environ=MappingProxyType(env),
         )
 
