@@ -229,6 +229,15 @@ def predictions_uri(sm: Any, current: tuple[Step, ...]) -> str:
 
 
 @dataclass(frozen=True)
+class OutputCheck:
+    """What an inference run's predictions must look like (`--check-output`)."""
+
+    expect_columns: tuple[str, ...] = ()
+    expect_rows: int | None = None
+    predictions: str = ""  # where to check, when the execution does not say
+
+
+@dataclass(frozen=True)
 class RunRequest:
     """What `run-pipeline` was asked to do."""
 
@@ -237,21 +246,18 @@ class RunRequest:
     params: Mapping[str, str] = field(default_factory=dict)
     wait: bool = False
     timeout: float = 3600.0
-    check_output: bool = False
-    expect_columns: tuple[str, ...] = ()
-    expect_rows: int | None = None
-    predictions: str = ""  # where to check, when the execution does not say
+    check: OutputCheck | None = None
     model_package: str = ""  # inference: run the model of this package (its artefacts become ModelDataUri)
 
     def __post_init__(self) -> None:
-        if self.check_output and not self.wait:
+        if self.check is not None and not self.wait:
             raise UsageError("--check-output needs --wait: there is nothing to check before the run ends")
 
 
 def run(request: RunRequest, sm: Any, s3: Callable[[], Any], *, poller: Poller,
         report: Callable[[str], None], record: Callable[[RunResult], None]) -> RunResult:
     """Start the execution; with `wait`, follow it, require a model (training) and check the
-    predictions (inference, `check_output`). `record` gets the outputs as soon as they are known,
+    predictions (inference, `check`). `record` gets the outputs as soon as they are known,
     so they are kept even when a later step fails."""
     params = dict(request.params)
     if request.model_package:
@@ -270,12 +276,12 @@ def run(request: RunRequest, sm: Any, s3: Callable[[], Any], *, poller: Poller,
     record(result)
     if request.kind == "training" and not result.model_package_arn:
         raise NoModelRegistered(arn)
-    if request.check_output:
-        uri = request.predictions or result.predictions_uri
+    if request.check is not None:
+        uri = request.check.predictions or result.predictions_uri
         if not uri:
             raise OutputCheckFailed("the execution reported no predictions location", hint="pass --predictions S3URI")
-        checked = check_predictions(s3(), uri, expect_columns=request.expect_columns,
-                                    expect_rows=request.expect_rows)
+        checked = check_predictions(s3(), uri, expect_columns=request.check.expect_columns,
+                                    expect_rows=request.check.expect_rows)
         result = replace(result, predictions_uri=uri)
         record(result)
         report(f"predictions ok: {checked.rows} rows, {checked.files} file(s), columns {', '.join(checked.columns)}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import json
 import tempfile
+from functools import wraps
 from pathlib import Path
 
 import click
@@ -138,6 +139,30 @@ def _post_to_pull_request(state: State, paths: tuple[Path, ...], number: int, sh
     pr_review.outcome(plans)
 
 
+def output_check_options(func):
+    """--check-output, --expect-columns, --expect-rows and --predictions, given to the command as
+    one `check` (a sagemaker.OutputCheck, or None without --check-output)."""
+
+    @wraps(func)
+    def wrapper(*args, check_output: bool, expect_columns: str, expect_rows: int | None,
+                predictions: str | None, **kwargs):
+        from mlcicd.sagemaker import OutputCheck
+
+        check = OutputCheck(tuple(c.strip() for c in expect_columns.split(",") if c.strip()), expect_rows,
+                            predictions or "") if check_output else None
+        return func(*args, check=check, **kwargs)
+
+    for option in reversed([
+        click.option("--check-output", is_flag=True,
+                     help="With --wait: assert the predictions exist and have the expected shape."),
+        click.option("--expect-columns", metavar="A,B,...", default="", help="Columns the predictions must have."),
+        click.option("--expect-rows", type=click.IntRange(min=1), metavar="N", help="Rows the predictions must have."),
+        click.option("--predictions", metavar="S3URI", help="Where the predictions are (default: from the execution)."),
+    ]):
+        wrapper = option(wrapper)
+    return wrapper
+
+
 @main.command("run-pipeline")
 @env_argument
 @click.argument("kind", type=click.Choice(["training", "inference"]))
@@ -149,11 +174,7 @@ def _post_to_pull_request(state: State, paths: tuple[Path, ...], number: int, sh
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A pipeline parameter (repeatable).")
 @click.option("--pipeline-name", metavar="NAME", help="Default: PROJECT-ENV-KIND.")
 @click.option("--no-assume-role", is_flag=True, help="Use the current credentials, not ENV's pipeline-runner role.")
-@click.option("--check-output", is_flag=True, help="With --wait: assert the predictions exist and have the "
-              "expected shape.")
-@click.option("--expect-columns", metavar="A,B,...", default="", help="Columns the predictions must have.")
-@click.option("--expect-rows", type=click.IntRange(min=1), metavar="N", help="Rows the predictions must have.")
-@click.option("--predictions", metavar="S3URI", help="Where the predictions are (default: from the execution).")
+@output_check_options
 @click.option("--model-package", metavar="ARN", default="",
               help="Run this registered model: its artefacts are passed as the ModelDataUri parameter.")
 @click.option("--output", "output_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
@@ -163,9 +184,8 @@ def _post_to_pull_request(state: State, paths: tuple[Path, ...], number: int, sh
 @pass_state
 @handle_errors
 def run_pipeline(state: State, env: str, kind: str, wait: bool, timeout: float, poll_interval: float,
-                 params: tuple[str, ...], pipeline_name: str | None, no_assume_role: bool, check_output: bool,
-                 expect_columns: str, expect_rows: int | None, predictions: str | None, model_package: str,
-                 output_file: Path | None, exports: Path | None) -> None:
+                 params: tuple[str, ...], pipeline_name: str | None, no_assume_role: bool, check,
+                 model_package: str, output_file: Path | None, exports: Path | None) -> None:
     """Start ENV's SageMaker training or inference pipeline; with --wait, follow it to the end."""
     from mlcicd import aws, sagemaker
     from mlcicd.fsutil import atomic_write
@@ -174,9 +194,7 @@ def run_pipeline(state: State, env: str, kind: str, wait: bool, timeout: float, 
     environment = state.env(env)
     request = sagemaker.RunRequest(
         pipeline=pipeline_name or sagemaker.pipeline_name(state.config, environment, kind), kind=kind,
-        params=sagemaker.parse_params(params), wait=wait, timeout=timeout, check_output=check_output,
-        expect_columns=tuple(c.strip() for c in expect_columns.split(",") if c.strip()),
-        expect_rows=expect_rows, predictions=predictions or "", model_package=model_package,
+        params=sagemaker.parse_params(params), wait=wait, timeout=timeout, check=check, model_package=model_package,
     )
     role = None if no_assume_role else state.config.runner_role_arn(environment)
     session = aws.session(state.config, state.runtime, role_arn=role, session_name=f"mlcicd-{kind}")
