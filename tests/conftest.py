@@ -95,6 +95,20 @@ def write_config(root: Path, *, state_bucket: str = "tfstate-test", extra: str =
     return path
 
 
+def builtin_staging_and_prod(root: Path) -> Path:
+    """A config in `root` whose staging and prod are the built-in-resources root module, as the
+    pipeline's actions see them (the real SageMaker roots need the AWS provider)."""
+    shutil.copytree(FIXTURES / "builtin-root", root / "terraform" / "app")
+    envs = "".join(textwrap.dedent(f"""\
+          {name}:
+            dir: terraform/app
+            assume_role: false
+            vars:
+              greeting: hi-{name}
+        """) for name in ("staging", "prod"))
+    return write_config(root, extra="environments:\n" + textwrap.indent(envs, "  "))
+
+
 @pytest.fixture
 def project(tmp_path):
     """A project directory: mlcicd.yaml + the built-in-resources root module as env `app`."""

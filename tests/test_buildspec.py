@@ -21,7 +21,7 @@ import yaml
 from click.testing import CliRunner
 
 from mlcicd.cli import main
-from tests.conftest import ACCOUNT, FIXTURES, REGION, write_config
+from tests.conftest import ACCOUNT, REGION, builtin_staging_and_prod
 from tests.test_sagemaker import (
     ARN,
     MODEL,
@@ -197,15 +197,7 @@ def test_an_unknown_action_fails(tmp_path):
 def codebuild_project(tmp_path, state_bucket):
     """A checkout as CodeBuild sees it: config with staging and prod on the built-in-resources module."""
     root = tmp_path / "src"
-    shutil.copytree(FIXTURES / "builtin-root", root / "terraform" / "app")
-    envs = "".join(textwrap.dedent(f"""\
-          {name}:
-            dir: terraform/app
-            assume_role: false
-            vars:
-              greeting: hi-{name}
-        """) for name in ("staging", "prod"))
-    write_config(root, extra="environments:\n" + textwrap.indent(envs, "  "))
+    builtin_staging_and_prod(root)
     shutil.copy(BUILDSPEC, root / "buildspec.yml")
     return root
 

@@ -26,7 +26,6 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ import pytest
 import yaml
 
 from tests import aws_calls, sagemaker_side, stubbed_ops
-from tests.conftest import ACCOUNT, FIXTURES, REGION, write_config
+from tests.conftest import ACCOUNT, REGION, builtin_staging_and_prod
 
 REPO = Path(__file__).resolve().parent.parent
 COMMIT = "3f2c1e0d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e"
@@ -257,15 +256,7 @@ def checkout(tmp_path, state_bucket):
             shutil.copytree(source, root / name, ignore=shutil.ignore_patterns(".terraform", "__pycache__"))
         else:
             shutil.copy(source, root / name)
-    shutil.copytree(FIXTURES / "builtin-root", root / "terraform" / "app")
-    envs = "".join(textwrap.dedent(f"""\
-          {name}:
-            dir: terraform/app
-            assume_role: false
-            vars:
-              greeting: hi-{name}
-        """) for name in ("staging", "prod"))
-    write_config(root, extra="environments:\n" + textwrap.indent(envs, "  "))
+    builtin_staging_and_prod(root)
     return root
 
 
