@@ -60,6 +60,8 @@ RESERVED_VARS = frozenset(
 # Names of what mlcicd keeps beside the environments' directories in .mlcicd/ (the generated
 # Terraform CLI config); an environment of that name would collide with it.
 RESERVED_ENV_NAMES = frozenset({"terraformrc"})
+_NAME_MAX = 255  # bytes in one file name, as on ext4, XFS, APFS
+_PATH_MAX = 4095  # bytes in a path, as Linux's PATH_MAX (4096) less the terminating NUL
 
 # Every pattern is matched against the whole value (re.fullmatch): no `$` before a trailing newline.
 _PROJECT_RE = re.compile(r"[a-z][a-z0-9-]{1,30}[a-z0-9]")
@@ -356,6 +358,11 @@ def _env_dir(v: _Validator, raw: Any, key: str, root: Path) -> Path:
         raise ConfigError(v.path, key, "must be a directory path")
     # Lexical normalisation (no filesystem calls): cheap for configs with many environments.
     resolved = Path(os.path.normpath(os.path.join(root, text)))
+    # Linux and macOS file systems refuse longer names (ENAMETOOLONG): say so here, once.
+    longest = max(len(os.fsencode(part)) for part in resolved.parts)
+    if longest > _NAME_MAX or len(os.fsencode(str(resolved))) > _PATH_MAX:
+        raise ConfigError(v.path, key, f"{_short(text)} is too long for a directory path (at most "
+                                       f"{_NAME_MAX} bytes per directory name, {_PATH_MAX} in all)")
     if resolved != root and root not in resolved.parents:
         raise ConfigError(v.path, key, f"{_short(text)} points outside the project directory {root}")
     return resolved

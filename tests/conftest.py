@@ -11,6 +11,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# The property tests search the same examples on every run, so a red suite is reproducible and a
+# green one is not luck. Search anew with HYPOTHESIS_PROFILE=explore (and --hypothesis-seed=N).
+settings.register_profile("mlcicd", derandomize=True, database=None, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("explore", max_examples=1000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "mlcicd"))
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

@@ -101,6 +101,11 @@ CASES = [
     ("bad lock", lambda t: t + "state:\n  lock: etcd\n", "state.lock", "'s3' or 'dynamodb'"),
     ("env outside project", lambda t: t + "environments:\n  x:\n    account: dev\n    dir: ../../etc\n",
      "environments.x.dir", "outside the project"),
+    ("env dir name too long", lambda t: t + f"environments:\n  x:\n    account: dev\n    dir: {'d' * 256}\n",
+     "environments.x.dir", "at most 255 bytes per directory name"),
+    # 2,177 characters but 4,337 bytes: the limit is in bytes, as the file system counts
+    ("env dir path too long", lambda t: t + f"environments:\n  x:\n    account: dev\n    dir: {'/'.join(['é' * 120] * 18)}\n",
+     "environments.x.dir", "too long for a directory path"),
     ("env name traversal", lambda t: t + "environments:\n  ../x:\n    account: dev\n",
      "environments.'../x'", "environment names"),
     ("env unknown account", lambda t: t + "environments:\n  x:\n    account: qa\n",
