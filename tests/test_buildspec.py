@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import boto3
@@ -69,10 +70,26 @@ def test_spec_shape_and_contract():
     assert {"PLAN_HEADLINE", "PLAN_SHA256", "PLAN_DESTROY", "PLAN_REPLACE", "REVIEW_URL",
             "MODEL_PACKAGE_ARN"} <= exported
     install = " ".join(s["phases"]["install"]["commands"])
-    assert "pip install" in install and install.rstrip().endswith(" .")
+    assert "pip install" in install and install.rstrip().endswith(' ".$extras"')
     assert "terraform" not in install.lower().replace("# terraform", "")  # the bundled core, no download
     assert s["artifacts"]["base-directory"] == s["env"]["variables"]["ARTIFACT_DIR"]
     assert script_actions(build_script()) == ACTIONS
+
+
+@pytest.mark.parametrize("action,extras", [
+    ("build", "[policy]"), ("plan-prod", "[policy]"), ("pr", "[policy]"),
+    ("train", ""), ("test", ""), ("deploy", ""), ("drift", ""),
+])
+def test_the_reviewing_actions_install_the_policy_checks(tmp_path, action, extras):
+    """The install phase run by bash, pip replaced by a function that records its arguments: the
+    actions that review a plan install checkov (the `policy` extra pyproject declares), the others not."""
+    install = "\n".join(spec()["phases"]["install"]["commands"])
+    script = 'python() { printf "%s\\n" "$@" > "$RECORD"; }\n' + install
+    subprocess.run(["bash", "-euo", "pipefail", "-c", script], check=True,
+                   env={"PATH": os.environ["PATH"], "MLCICD_ACTION": action, "RECORD": str(tmp_path / "argv")})
+    assert (tmp_path / "argv").read_text().split()[-1] == f".{extras}"
+    optional = tomllib.loads((BUILDSPEC.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(d.startswith("checkov") for d in optional["policy"])
 
 
 def _codebuild_env(workdir: Path, action: str, **extra: str) -> dict[str, str]:

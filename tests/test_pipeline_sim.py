@@ -199,7 +199,7 @@ class Simulation:
         lines = []
         for phase in PHASES:
             for i, command in enumerate((spec.get("phases", {}).get(phase) or {}).get("commands") or []):
-                if re.match(r"^\s*(python3? -m )?pip3? install\b", command):
+                if re.search(r"^\s*(python3? -m )?pip3? install\b", command, re.M):
                     continue  # mlcicd is on PATH already (tests/sim_mlcicd.py)
                 path = src.parent / f".{src.name}-{phase}-{i}.sh"
                 path.write_text(command + "\n")
