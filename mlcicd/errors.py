@@ -153,3 +153,22 @@ class CacheNotWritable(MlcicdError):
         self.path = path
         super().__init__(f"cannot write the cache {path}: {reason}",
                          hint="set XDG_CACHE_HOME to a writable directory")
+
+
+class PathUnusable(MlcicdError):
+    """A path the file system refuses to look up at all (name too long, a symlink loop): a path
+    given on the command line or in the config, never a fault of the operation."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, path, reason: str) -> None:
+        self.path = path
+        super().__init__(f"cannot use the path {path}: {reason}")
+
+
+class PathFailed(MlcicdError):
+    """Any other file-system failure on a named path (I/O error, a file vanished meanwhile)."""
+
+    def __init__(self, path, reason: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {reason}")

@@ -281,6 +281,38 @@ def run_with_read_only(paths: list[Path], argv: list[str], env: dict[str, str]) 
             p.chmod(0o755)
 
 
+@pytest.mark.parametrize("argv,words,code", [
+    (["review", "{long}"], "cannot use the path", 2),
+    (["review", "{loop}"], "is neither a plan directory nor a plan.json file", 2),
+    (["apply", "app", "--plan", "{long}"], "cannot read (File name too long)", 1),
+    (["plan", "app", "--offline", "--out", "{long}/plan"], "/plan (File name too long)", 1),
+    (["--config", "{long}.yaml", "render", "--all"], ".yaml: cannot read: File name too long", 2),
+])
+def test_a_path_the_file_system_cannot_look_up_is_named_with_the_reason(tmp_path, argv, words, code):
+    """A name longer than the file system allows, or a symlink loop, anywhere a path is taken:
+    an error naming the path and the reason, never an OSError traceback."""
+    path = project(tmp_path, "environments:\n  app: {account: staging, dir: terraform/app}\n")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop")
+    paths = {"long": str(tmp_path / ("x" * 300)), "loop": str(tmp_path / "loop" / "plan")}
+    args = [a.format(**paths) for a in argv]
+    result = cli(path, *args) if args[0] != "--config" else CliRunner().invoke(main, args)
+    assert result.exit_code == code, (result.output, result.exception)
+    assert result.output.startswith("Error: ") or "\nError: " in result.output or "(File name" in result.output
+    assert words in result.output
+    assert not isinstance(result.exception, OSError)
+
+
+def test_any_other_file_system_failure_names_the_path_and_exits_1():
+    """An I/O error (a vanished network mount, a failing disk) is an operation that failed."""
+    import errno
+
+    from mlcicd.cli.base import _path_error
+
+    error = _path_error(OSError(errno.EIO, "Input/output error", "/mnt/plans/tfplan"))
+    assert (error.exit_code, str(error)) == (1, "/mnt/plans/tfplan: Input/output error")
+
+
 def test_render_all_works_with_a_read_only_home(tmp_path):
     path = project(tmp_path)
     home = tmp_path / "home"

@@ -70,9 +70,9 @@ def handle_errors(func):
             click.secho(f"Error: {escape(str(exc))}", err=True, fg="red")
             sys.exit(exc.exit_code)
         except OSError as exc:
-            if exc.errno not in _UNWRITABLE or exc.filename is None:
+            if exc.filename is None:
                 raise
-            error = _unwritable(exc)
+            error = _path_error(exc)
             click.secho(f"Error: {escape(str(error))}", err=True, fg="red")
             sys.exit(error.exit_code)
         except KeyboardInterrupt:
@@ -88,13 +88,22 @@ _UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, e
                          errno.EEXIST, errno.EISDIR})
 
 
-def _unwritable(exc: OSError):
-    """The specific error for a path that could not be written: in the cache, or in the project."""
+# Errors that mean the path itself cannot be looked up, whatever the operation.
+_UNUSABLE = frozenset({errno.ENAMETOOLONG, errno.ELOOP})
+
+
+def _path_error(exc: OSError):
+    """The specific error for a file-system failure on a named path: a path that cannot be used at
+    all, one that could not be written (in the cache, or in the project), or another failure."""
     from pathlib import Path
 
-    from mlcicd.errors import CacheNotWritable, WorkdirNotWritable
+    from mlcicd.errors import CacheNotWritable, PathFailed, PathUnusable, WorkdirNotWritable
 
     path = Path(exc.filename)
+    if exc.errno in _UNUSABLE:
+        return PathUnusable(path, exc.strerror or str(exc))
+    if exc.errno not in _UNWRITABLE:
+        return PathFailed(path, exc.strerror or str(exc))
     ctx = click.get_current_context(silent=True)
     state = ctx.find_object(State) if ctx else None
     runtime = state.runtime if state else None
