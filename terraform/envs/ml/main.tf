@@ -23,7 +23,6 @@ module "ml" {
   accounts                  = var.accounts
   environment               = var.environment
   training_enabled          = local.training_enabled
-  force_destroy             = var.force_destroy
   model_package_reader_arns = local.model_package_reader_arns
 
   jobs = {
@@ -33,3 +32,4 @@ module "ml" {
     inference_instance_type  = var.inference_instance_type
   }
 }
+
