@@ -34,7 +34,9 @@ ACCOUNT_ROLES = ("devops", "dev", "staging", "prod", "data")
 # Environments that exist unless the config overrides them, with the order they deploy in.
 DEFAULT_ENVIRONMENTS: dict[str, dict[str, Any]] = {
     "devops": {"account": "devops", "depends_on": []},
-    "data": {"account": "data", "depends_on": []},
+    # Nothing but a key, buckets and their policies: an administrator applies it with the data
+    # account's own credentials (roles-data makes no deploy role to assume).
+    "data": {"account": "data", "depends_on": [], "assume_role": False},
     # One root module serves the three ML environments; it reads which one from `environment`.
     "dev": {"account": "dev", "dir": "terraform/envs/ml", "depends_on": ["data"]},
     "staging": {"account": "staging", "dir": "terraform/envs/ml", "depends_on": ["data"]},

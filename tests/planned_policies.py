@@ -216,13 +216,20 @@ class Plan:
 
     def through_variables(self, address: str, expression: dict, kind: str) -> str | None:
         """The `kind` resource an expression refers to, following `var.X` up through the module
-        calls that pass it (one reference deep at each level)."""
+        calls that pass it and `module.X.OUTPUT` down into the module that outputs it (one
+        reference deep at each level): a bucket's key is usually a kms-key module's `arn`."""
         prefix = address[: address.rindex(self._local(address))]
-        while True:
+        for _ in range(16):
             refs = expression.get("references", [])
             target = next((r.rsplit(".", 1)[0] for r in refs if r.startswith(kind + ".") and r.count(".") >= 2), None)
             if target:
                 return prefix + target
+            output = next((r.split(".") for r in refs if r.startswith("module.") and r.count(".") == 2), None)
+            if output is not None:
+                child = self._module(prefix)["module_calls"][output[1]]["module"]
+                expression = child.get("outputs", {}).get(output[2], {}).get("expression", {})
+                prefix = f"{prefix}module.{output[1]}."
+                continue
             variable = next((r.split(".")[1] for r in refs if r.startswith("var.")), None)
             if variable is None or not prefix:
                 return None
@@ -235,6 +242,7 @@ class Plan:
                 parent = parent["module_calls"][part]["module"]
             expression = parent["module_calls"][name].get("expressions", {}).get(variable, {})
             prefix = parent_prefix
+        return None
 
     @staticmethod
     def _local(address: str) -> str:

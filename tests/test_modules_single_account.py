@@ -92,20 +92,28 @@ def test_roles_follow_the_config_convention_and_trust_the_codebuild_role(plans):
     for env in ("dev", "staging", "prod", "data"):
         roles = {rc["change"]["after"]["name"]: rc["change"]["after"]["assume_role_policy"]
                  for rc in _created(plans[f"roles-{env}"]) if rc["type"] == "aws_iam_role"}
+        # An ML environment's SageMaker execution role is applied here too (ml-baseline); SageMaker
+        # assumes it, not the pipeline.
+        execution = roles.pop(f"mlops-demo-{env}-sagemaker", None)
         roles_by_env[env] = roles
-        expected = {f"mlops-demo-{env}-deploy", f"mlops-demo-{env}-plan"}
-        if env != "data":  # the data account runs no SageMaker pipelines
-            expected.add(f"mlops-demo-{env}-pipeline-runner")
+        expected = {f"mlops-demo-{env}-plan"}
+        if env != "data":  # an administrator applies data; it runs no SageMaker pipelines
+            expected |= {f"mlops-demo-{env}-deploy", f"mlops-demo-{env}-pipeline-runner"}
+            [trust] = json.loads(execution)["Statement"]
+            assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+            assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+        else:
+            assert execution is None
         assert set(roles) == expected
     codebuild = [rc["change"]["after"]["name"] for rc in _created(plans["devops"])
                  if rc["type"] == "aws_iam_role" and "codebuild" in rc["address"]]
     assert codebuild == ["mlops-demo-codebuild"]
     # In one account the state bucket sits beside everything else; no deploy role may touch it.
-    for env in ("dev", "staging", "prod", "data"):
+    for env in ("dev", "staging", "prod"):
         [policy] = [rc["change"]["after"]["policy"] for rc in _created(plans[f"roles-{env}"])
                     if rc["type"] == "aws_iam_role_policy" and rc.get("index") == "deploy"]
-        assert "tfstate" not in policy and f"arn:aws:s3:::mlops-demo-{'datalake' if env == 'data' else env}" in policy
-        # Keys are theirs by tag; the state key (tagged mlcicd:project by bootstrap) is denied outright.
+        assert "tfstate" not in policy and f"arn:aws:s3:::mlops-demo-{env}-code-{ACCOUNT}/*" in policy
+        # It uses its own key, by alias; the state key (tagged mlcicd:project by bootstrap) is denied outright.
         [deny] = [st for st in json.loads(policy)["Statement"] if st.get("Sid") == "NoStateKey"]
         assert deny["Effect"] == "Deny" and deny["Condition"] == {"Null": {"aws:ResourceTag/mlcicd:project": "false"}}
     trusted = f"arn:aws:iam::{ACCOUNT}:role/mlops-demo-codebuild"

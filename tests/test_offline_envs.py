@@ -234,13 +234,17 @@ def test_no_role_allows_a_whole_service(plans):
 
 # Where parliament's AWS data is older than the documented condition keys it is given.
 PARLIAMENT_OUTDATED = {("UNKNOWN_CONDITION_FOR_ACTION", "kms:ResourceAliases")}
-# Permissions-management actions a deploy role needs to manage the policies Terraform declares:
-# bucket policies, key policies, the execution role's inline policy and its trust, on the named
-# resources only. Any other identity policy has none.
-DEPLOY_MANAGES = {"s3:deletebucketpolicy", "s3:putbucketpolicy", "s3:putbucketpublicaccessblock", "kms:createkey",
-                  "kms:putkeypolicy"}
-ML_DEPLOY_MANAGES = DEPLOY_MANAGES | {"iam:createrole", "iam:deleterole", "iam:deleterolepolicy", "iam:passrole",
-                                      "iam:putrolepolicy", "iam:updateassumerolepolicy", "iam:updateroledescription"}
+# The one permissions-management action left in the identity policies of the roles the pipeline
+# assumes: iam:PassRole, on exactly an ML environment's SageMaker execution role and only to
+# sagemaker.amazonaws.com. The deploy role passes it when it creates the pipelines (role_arn),
+# the execution role passes itself to the jobs its pipelines start; neither works without it.
+# Keys, bucket policies and the execution role itself are created by an administrator
+# (roles-ENV, modules/ml-baseline), so no role manages them; the data account has no deploy role.
+PASSES_EXECUTION_ROLE = {"iam:passrole"}
+
+
+def _passes_execution_role(rc: dict) -> bool:
+    return rc.get("index") == "deploy" or rc["address"].endswith("ml_baseline[0].aws_iam_role_policy.sagemaker")
 
 
 def _parliament(document: str) -> list:
@@ -251,7 +255,7 @@ def _parliament(document: str) -> list:
 
 def test_parliament_finds_no_invalid_action_and_permissions_management_only_where_expected(plans):
     """parliament (PyPI) on every planned identity policy and every known resource policy."""
-    checked = 0
+    checked, passing = 0, []
     for env, plan in plans.items():
         for rc in plan["resource_changes"]:
             for where, document in documents(rc["change"]["after"], f"{env}: {rc['address']}"):
@@ -271,10 +275,10 @@ def test_parliament_finds_no_invalid_action_and_permissions_management_only_wher
                 assert not odd, f"{where}: {odd}"
                 managing = {a for f in findings if f.issue == "PERMISSIONS_MANAGEMENT_ACTIONS"
                             for a in f.location["actions"]}
-                expected = set()
-                if rc.get("index") == "deploy":
-                    expected = DEPLOY_MANAGES if env == "roles-data" else ML_DEPLOY_MANAGES
+                expected = PASSES_EXECUTION_ROLE if _passes_execution_role(rc) else set()
                 assert managing == expected, where
+                if expected:
+                    passing.append(where)
             if rc["type"] == "aws_kms_key" and rc["change"]["after"].get("policy"):
                 # Beyond the key's documented root statement, no key policy manages permissions.
                 rest = [st for st in statements(rc["change"]["after"]["policy"])
@@ -283,6 +287,8 @@ def test_parliament_finds_no_invalid_action_and_permissions_management_only_wher
                             if f.issue == "PERMISSIONS_MANAGEMENT_ACTIONS"] if rest else []
                 assert not leftover, rc["address"]
     assert checked >= 12
+    # Every planned ML environment's deploy and execution role policies were known, hence checked.
+    assert len(passing) == 2 * len({"roles-dev", "roles-staging", "roles-prod"} & set(plans)), passing
 
 
 def test_the_permissions_management_check_catches_a_wildcard():
@@ -376,6 +382,47 @@ def write_grants(policy: list[dict]) -> dict[str, list[str]]:
                 if resources:
                     grants[f"{service}:{op}"] = resources
     return grants
+
+
+@pytest.mark.parametrize("env", ["roles-staging", "roles-prod"])
+def test_ml_deploy_role_writes_only_what_the_ml_environment_declares(plans, env):
+    """Code objects, the SageMaker pipelines and model package group, and passing the execution
+    role: no key, bucket or IAM role management (ml-baseline's, applied by an administrator)."""
+    target = env.removeprefix("roles-")
+    objects = f"arn:aws:s3:::mlops-demo-{target}-code-111111111111/*"
+    grants = write_grants(role_policy(plans, env, "deploy"))
+    by_service: dict[str, set[str]] = {}
+    for action in grants:
+        by_service.setdefault(action.split(":")[0], set()).add(action.split(":")[1])
+    assert set(by_service) == {"iam", "s3", "sagemaker"}
+    assert by_service["iam"] == {"PassRole"}
+    # (s3:DeleteObjectVersion, an IAM action with no operation of its own, is granted on the same objects.)
+    assert by_service["s3"] == {"DeleteObject", "PutObject", "PutObjectTagging"}
+    assert all(grants[f"s3:{op}"] == [objects] for op in by_service["s3"])
+    assert by_service["sagemaker"] == {
+        "AddTags", "CreateModelPackageGroup", "CreatePipeline", "DeleteModelPackageGroup",
+        "DeleteModelPackageGroupPolicy", "DeletePipeline", "DeleteTags", "PutModelPackageGroupPolicy", "UpdatePipeline"}
+
+
+@pytest.mark.parametrize("env", ["roles-staging", "roles-prod"])
+def test_the_only_iam_action_left_passes_the_execution_role_to_sagemaker(plans, env):
+    target = env.removeprefix("roles-")
+    execution_role = f"arn:aws:iam::111111111111:role/mlops-demo-{target}-sagemaker"
+    [policy_address] = [rc["address"] for rc in plans[env]["resource_changes"]
+                        if rc["address"].endswith("ml_baseline[0].aws_iam_role_policy.sagemaker")]
+    for policy in (role_policy(plans, env, "deploy"), statements(planned(plans[env], policy_address)["policy"])):
+        iam = [st for st in policy if any(a.startswith("iam:") for a in as_list(st["Action"]))]
+        assert [as_list(st["Action"]) for st in iam] == [["iam:PassRole"]]
+        assert as_list(iam[0]["Resource"]) == [execution_role]
+        assert iam[0]["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+
+
+def test_the_data_account_has_no_deploy_role(plans):
+    """The data environment is nothing but a key, buckets and their policies: an administrator
+    applies it, and roles-data keeps only the read-only plan role (drift, pull-request previews)."""
+    roles = {planned(plans["roles-data"], rc["address"])["name"] for rc in plans["roles-data"]["resource_changes"]
+             if rc["type"] == "aws_iam_role"}
+    assert roles == {"mlops-demo-data-plan"}
 
 
 @pytest.mark.parametrize("env", ["roles-staging", "roles-data"])
@@ -486,6 +533,6 @@ def test_only_the_plan_role_trusts_the_read_only_projects(plans, env):
     codebuild, preview, drift = (f"arn:aws:iam::111111111111:role/mlops-demo-{n}"
                                  for n in ("codebuild", "pr-preview", "drift"))
     assert trusted("plan") == {codebuild, preview, drift}
-    assert trusted("deploy") == {codebuild}
-    if env != "roles-data":
+    if env != "roles-data":  # the data account has neither a deploy role nor SageMaker pipelines
+        assert trusted("deploy") == {codebuild}
         assert trusted("pipeline-runner") == {codebuild}

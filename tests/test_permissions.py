@@ -10,6 +10,10 @@ reference — and tests/iam_eval.py decides it against the policies of the offli
 (role trust, bucket, KMS key, model package group), which across accounts must allow as well.
 An S3 read of an object encrypted with a planned KMS key also needs kms:Decrypt through S3.
 
+The requests SageMaker's jobs make as the execution role (planned in roles-ENV by ml-baseline,
+apart from the pipelines in the ML environment) are read from the pipeline definitions, step by
+step as tests/sagemaker_side.py plays them, and decided the same way.
+
 Build, PlanProd and Deploy make no botocore calls (Terraform makes its own; the pipeline
 simulation in test_pipeline_sim.py records them as empty). `mlcicd approve` is run by a person
 with their own credentials, not by a planned role.
@@ -271,3 +275,162 @@ def _inputs() -> dict:
     from tests.test_pipeline_definitions import INPUTS
 
     return INPUTS
+
+
+# -- the SageMaker execution role: what its pipelines' jobs do ----------------------------------
+
+# Per job step type: its ARN's resource type, its log group, the call that starts it.
+JOB_KINDS = {"Processing": ("processing-job", "ProcessingJobs", "CreateProcessingJob"),
+             "Training": ("training-job", "TrainingJobs", "CreateTrainingJob")}
+
+
+def _object(uri: str) -> tuple[str, str]:
+    """(bucket, an object key) under an S3 URI: the URI itself when it names a file."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    last = key.rstrip("/").rsplit("/", 1)[-1]
+    return bucket, key if "." in last else f"{key.rstrip('/')}/part-0"
+
+
+class ExecutionRequests:
+    """The IAM requests a pipeline's steps make as the execution role (SageMaker passes the role
+    to each job it starts, and the job reads, writes and encrypts as it), read from the
+    definition as sagemaker_side plays it: every step that runs, parameters at their defaults."""
+
+    def __init__(self, role: str, region: str, policies: planned_policies.Policies) -> None:
+        self.role, self.region, self.policies = role, region, policies
+        self.account = role.split(":")[4]
+        self.found: list[tuple[str, Request, dict]] = []
+        self.properties: dict[str, str] = {}
+        self.parameters: dict[str, object] = {}
+
+    def add(self, step: str, action: str, arn: str, context: dict | None = None, **extra) -> None:
+        context = {"aws:SecureTransport": True, **(context or {})}
+        self.found.append((step, Request(action, arn, self.role, context), extra))
+
+    def resolve(self, value):
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if set(value) == {"Get"}:
+            kind, _, rest = value["Get"].partition(".")
+            return {"Parameters": lambda: self.parameters[rest], "Execution": lambda: "execution-id"}.get(
+                kind, lambda: self.properties.get(value["Get"], "s3://unresolved/x"))()
+        if "Std:Join" in value:
+            return value["Std:Join"]["On"].join(str(self.resolve(v)) for v in value["Std:Join"]["Values"])
+        if "Std:JsonGet" in value:
+            return 0.9
+        return {k: self.resolve(v) for k, v in value.items()}
+
+    def key(self, key_id: str) -> tuple[str, dict, dict]:
+        """A KMS key named by ARN or alias ARN: its planned key's resource ARN, context and policy."""
+        account, name = key_id.split(":")[4], key_id.split(":", 5)[5]
+        [key] = [k for k in self.policies.keys.values() if k["account"] == account and
+                 (name.startswith("key/") or name in k["aliases"])]
+        context = {"kms:ViaService": f"s3.{self.region}.amazonaws.com", "kms:CallerAccount": self.account,
+                   "kms:ResourceAliases": tuple(key["aliases"])}
+        extra = {"resource": key["policy"], "resource_account": account, "resource_required": True}
+        return f"arn:aws:kms:{self.region}:{account}:key/{KEY_ID}", context, extra
+
+    def bucket_key(self, bucket: str) -> str | None:
+        found = [(k["account"], k["aliases"]) for k in self.policies.keys.values() if bucket in k["buckets"]]
+        return f"arn:aws:kms:{self.region}:{found[0][0]}:{found[0][1][0]}" if found else None
+
+    def s3(self, step: str, uri: str, write: bool, kms_key: str | None = None) -> None:
+        bucket, key = _object(uri)
+        assert bucket in self.policies.bucket_accounts, f"{step}: bucket {bucket} is not planned in any environment"
+        extra = {"resource": self.policies.buckets[bucket], "resource_account": self.policies.bucket_accounts[bucket]}
+        if write:
+            self.add(step, "s3:PutObject", f"arn:aws:s3:::{bucket}/{key}", **extra)
+        else:
+            self.add(step, "s3:ListBucket", f"arn:aws:s3:::{bucket}", **extra)
+            self.add(step, "s3:GetObject", f"arn:aws:s3:::{bucket}/{key}", **extra)
+        kms_key = kms_key or self.bucket_key(bucket)
+        if kms_key:
+            resource, context, key_extra = self.key(kms_key)
+            self.add(step, "kms:GenerateDataKey" if write else "kms:Decrypt", resource, context, **key_extra)
+
+    def job(self, step: str, kind: str, name: str, role: str, image: str) -> None:
+        resource_type, logs, create = JOB_KINDS[kind]
+        job = f"arn:aws:sagemaker:{self.region}:{self.account}:{resource_type}/{name}"
+        self.add(step, f"sagemaker:{create}", job)
+        self.add(step, "sagemaker:AddTags", job)  # SageMaker tags each job with its pipeline execution
+        self.add(step, "iam:PassRole", role, {"iam:PassedToService": "sagemaker.amazonaws.com"})
+        registry, repository = image.split(".", 1)[0], image.split("/", 1)[1].split(":")[0]
+        self.add(step, "ecr:GetAuthorizationToken", "*")
+        # The AWS-owned image repository lets every account pull: only the identity side is ours to check.
+        for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"):
+            self.add(step, action, f"arn:aws:ecr:{self.region}:{registry}:repository/{repository}",
+                     resource_account=self.account)
+        group = f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/{logs}"
+        self.add(step, "logs:CreateLogStream", f"{group}:log-stream:{name}/algo-1")
+        self.add(step, "logs:PutLogEvents", f"{group}:log-stream:{name}/algo-1")
+
+    def step(self, step: dict) -> None:
+        name, kind = step["Name"], step["Type"]
+        job = f"pipelines-execution-id-{name}".lower()[:63]
+        args = self.resolve(step.get("Arguments", {}))
+        if kind == "Processing":
+            self.job(name, kind, job, args["RoleArn"], args["AppSpecification"]["ImageUri"])
+            for given in args.get("ProcessingInputs", []):
+                self.s3(name, given["S3Input"]["S3Uri"], write=False)
+            outputs = args.get("ProcessingOutputConfig", {})
+            for out in outputs.get("Outputs", []):
+                uri = out["S3Output"]["S3Uri"]
+                path = f"Steps.{name}.ProcessingOutputConfig.Outputs['{out['OutputName']}'].S3Output.S3Uri"
+                self.properties[path] = uri
+                self.s3(name, uri, write=True, kms_key=outputs.get("KmsKeyId"))
+        elif kind == "Training":
+            self.job(name, kind, job, args["RoleArn"], args["AlgorithmSpecification"]["TrainingImage"])
+            for channel in args.get("InputDataConfig", []):
+                self.s3(name, channel["DataSource"]["S3DataSource"]["S3Uri"], write=False)
+            output = args["OutputDataConfig"]
+            artefact = f"{output['S3OutputPath'].rstrip('/')}/{job}/output/model.tar.gz"
+            self.properties[f"Steps.{name}.ModelArtifacts.S3ModelArtifacts"] = artefact
+            self.s3(name, artefact, write=True, kms_key=output.get("KmsKeyId"))
+        elif kind == "RegisterModel":
+            group = args["ModelPackageGroupName"]
+            package = f"arn:aws:sagemaker:{self.region}:{self.account}:model-package/{group.lower()}/1"
+            self.add(name, "sagemaker:CreateModelPackage", package)
+            self.add(name, "sagemaker:AddTags", package)
+        elif kind == "Condition":
+            for inner in step["Arguments"].get("IfSteps", []):
+                self.step(inner)
+        elif kind != "Fail":
+            raise AssertionError(f"step type {kind} of step {name}: add the requests its job makes")
+
+    def pipeline(self, definition: dict, **given: str) -> dict[str, str]:
+        """Its steps' requests, with the parameters `given` (the others at their defaults); the
+        properties the steps produced."""
+        self.properties = {}
+        self.parameters = {p["Name"]: given.get(p["Name"], p.get("DefaultValue"))
+                           for p in definition.get("Parameters", [])}
+        unset = [name for name, value in self.parameters.items() if value is None]
+        assert not unset, f"parameters with no default are given at run time: {unset}"
+        for step in definition["Steps"]:
+            self.step(step)
+        return self.properties
+
+
+def test_the_execution_role_may_do_what_its_pipelines_jobs_do(system, evaluated_definitions):
+    """The SageMaker execution role's policy is planned in roles-ENV (ml-baseline), apart from the
+    pipelines that name it (envs/ml): each request their steps make as it — start the job, pass
+    the role to SageMaker, pull the image, log, read the code and the data, write features,
+    model artefacts and predictions with the data key, register the model — is allowed by that
+    policy and, where the resource has one, by the bucket's or the key's policy."""
+    _, config, policies = system
+    role = f"arn:aws:iam::{config.accounts['staging']}:role/{config.project}-staging-sagemaker"
+    assert role in policies.identity and policies.identity[role], "the execution role's policy is not planned"
+    definitions = sagemaker_side.definitions_for(evaluated_definitions, _inputs(), config.project, "staging",
+                                                 config.region, dict(config.accounts))
+    found = ExecutionRequests(role, config.region, policies)
+    trained = found.pipeline(definitions["training"])["Steps.Train.ModelArtifacts.S3ModelArtifacts"]
+    found.pipeline(definitions["inference"], ModelDataUri=trained)  # as run-pipeline passes the registered model
+    actions = {request.action for _, request, _ in found.found}
+    assert {"sagemaker:CreateTrainingJob", "sagemaker:CreateModelPackage", "iam:PassRole", "kms:Decrypt",
+            "kms:GenerateDataKey", "s3:PutObject"} <= actions
+    judged = [(step, request, decide(request, policies.identity[role], **extra))
+              for step, request, extra in found.found]
+    refused = [f"{step:16} {r.action:32} {r.resource}  {v.decision}  <- {'; '.join(v.reasons)}"
+               for step, r, v in judged if not v.allowed]
+    assert not refused, "requests the planned policies do not allow:\n" + "\n".join(refused)

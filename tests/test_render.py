@@ -40,6 +40,19 @@ def test_tfvars_carry_accounts_roles_and_env_vars(tmp_path):
     assert list(values) == sorted(values)
 
 
+def test_data_runs_as_the_caller_unless_the_config_says_otherwise(tmp_path):
+    # The data environment is only a key, buckets and their policies: an administrator applies
+    # it, and roles-data makes no deploy role to assume.
+    cfg = load(tmp_path)
+    assert not cfg.env("data").assume_role
+    assert render.variables(cfg, cfg.env("data"))["assume_role_arn"] == ""
+    assert render.variables(cfg, cfg.env("data"), "plan")["assume_role_arn"] == \
+        "arn:aws:iam::555555555555:role/demo-data-plan"  # drift and previews still plan it read-only
+    cfg = load(tmp_path, "environments:\n  data:\n    assume_role: true\n")
+    assert render.variables(cfg, cfg.env("data"))["assume_role_arn"] == \
+        "arn:aws:iam::555555555555:role/demo-data-deploy"  # a role of the user's own making
+
+
 def test_connection_arn_recorded_by_connect_reaches_devops(tmp_path):
     cfg = load(tmp_path)
     arn = "arn:aws:codeconnections:us-east-1:111111111111:connection/abc-123"

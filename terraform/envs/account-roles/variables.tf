@@ -14,3 +14,9 @@ variable "state_lock_table" {
   type        = string
   default     = null
 }
+
+variable "force_destroy" {
+  description = "Whether destroying an ML environment's code bucket also deletes its objects (for throwaway environments only)."
+  type        = bool
+  default     = false
+}

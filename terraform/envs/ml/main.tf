@@ -23,7 +23,6 @@ module "ml" {
   accounts                  = var.accounts
   environment               = var.environment
   training_enabled          = local.training_enabled
-  force_destroy             = var.force_destroy
   model_package_reader_arns = local.model_package_reader_arns
 
   jobs = {
@@ -31,5 +30,40 @@ module "ml" {
     processing_instance_type = var.processing_instance_type
     training_instance_type   = var.training_instance_type
     inference_instance_type  = var.inference_instance_type
+  }
+}
+
+# The key, code bucket and execution role moved to roles-ENV (modules/ml-baseline). An
+# environment applied before that forgets them here instead of destroying them; roles-ENV
+# imports them (README.md, "Upgrading").
+removed {
+  from = module.ml.module.key
+
+  lifecycle {
+    destroy = false
+  }
+}
+
+removed {
+  from = module.ml.module.code_bucket
+
+  lifecycle {
+    destroy = false
+  }
+}
+
+removed {
+  from = module.ml.aws_iam_role.sagemaker
+
+  lifecycle {
+    destroy = false
+  }
+}
+
+removed {
+  from = module.ml.aws_iam_role_policy.sagemaker
+
+  lifecycle {
+    destroy = false
   }
 }

@@ -22,9 +22,3 @@ variable "inference_instance_type" {
   type        = string
   default     = "ml.m5.large"
 }
-
-variable "force_destroy" {
-  description = "Whether destroying the code bucket also deletes its objects (for throwaway environments only)."
-  type        = bool
-  default     = false
-}

@@ -1,6 +1,6 @@
 # The three roles' policies. Every action is one Terraform or mlcicd calls for the resource
-# types the environment's modules manage (modules/data, modules/sagemaker-pipelines,
-# modules/kms-key, modules/secure-bucket), on those resources only.
+# types the environment's modules manage (modules/sagemaker-pipelines; for the plan role also
+# modules/data, modules/ml-baseline, modules/kms-key, modules/secure-bucket), on those resources only.
 
 locals {
   # What Terraform reads to refresh a bucket and its settings (aws_s3_bucket and the
@@ -26,53 +26,56 @@ locals {
   ]
 }
 
-# -- deploy: what Terraform needs to manage the environment ----------------------------------
+# -- deploy: what Terraform needs to manage an ML environment (modules/sagemaker-pipelines) -----
+# It uploads code objects, creates the SageMaker pipelines and the model package group (with its
+# resource policy), and reads the data key's ARN. The key, the code bucket and the execution role
+# are ml-baseline's, applied by an administrator: this role uses them and changes none of them
+# (no IAM write but passing the execution role, no key or bucket management).
 
 data "aws_iam_policy_document" "deploy" {
-  #checkov:skip=CKV_AWS_356:kms:CreateKey and kms:ListAliases have no resource to scope to; CreateKey is pinned to the environment's tags instead.
-  #checkov:skip=CKV_AWS_111:kms:CreateKey has no resource to scope to; it is pinned to the environment's tags instead.
-  source_policy_documents = data.aws_iam_policy_document.deploy_ml[*].json
+  count = local.ml ? 1 : 0
 
   statement {
-    sid       = "CreateKeys"
-    actions   = ["kms:CreateKey", "kms:TagResource"] # CreateKey with tags needs TagResource too
-    resources = ["*"]
+    sid = "CodeObjects"
+    actions = [
+      "s3:DeleteObject",
+      "s3:DeleteObjectVersion",
+      "s3:GetObject",
+      "s3:GetObjectTagging",
+      "s3:PutObject",
+      "s3:PutObjectTagging",
+    ]
+    resources = [for arn in local.managed_bucket_arns : "${arn}/*"]
+  }
+
+  statement {
+    sid       = "ListCodeObjects"
+    actions   = ["s3:ListBucket", "s3:ListBucketVersions"]
+    resources = local.managed_bucket_arns
+  }
+
+  # The code bucket encrypts with the environment's key: S3 uses it as the caller, on the
+  # environment's key only (found by its alias, as no tag the deploy role could set decides it).
+  statement {
+    sid       = "UseCodeKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = ["${local.kms_arn}:key/*"]
 
     condition {
       test     = "StringEquals"
-      variable = "aws:RequestTag/Project"
-      values   = [var.project]
+      variable = "kms:ViaService"
+      values   = ["s3.${local.region}.amazonaws.com"]
     }
 
     condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/Environment"
-      values   = [local.env]
+      test     = "ForAnyValue:StringEquals"
+      variable = "kms:ResourceAliases"
+      values   = [local.own_key_alias]
     }
   }
 
-  # Tagging at creation is allowed on "*": a key tagged for another environment cannot be
-  # re-tagged into this one, and the state key (tagged mlcicd:project by `mlcicd bootstrap`)
-  # is out of reach whatever its tags.
-  statement {
-    sid       = "NoOtherEnvironmentsKeys"
-    effect    = "Deny"
-    actions   = ["kms:TagResource", "kms:UntagResource"]
-    resources = ["*"]
-
-    condition {
-      test     = "Null"
-      variable = "aws:ResourceTag/Environment"
-      values   = ["false"]
-    }
-
-    condition {
-      test     = "StringNotEquals"
-      variable = "aws:ResourceTag/Environment"
-      values   = [local.env]
-    }
-  }
-
+  # The state key (tagged mlcicd:project by `mlcicd bootstrap`) is out of reach, whatever else
+  # the role is granted.
   statement {
     sid       = "NoStateKey"
     effect    = "Deny"
@@ -84,87 +87,6 @@ data "aws_iam_policy_document" "deploy" {
       variable = "aws:ResourceTag/mlcicd:project"
       values   = ["false"]
     }
-  }
-
-  statement {
-    sid       = "ListAliases"
-    actions   = ["kms:ListAliases"]
-    resources = ["*"]
-  }
-
-  statement {
-    sid = "ManageOwnKeys"
-    actions = [
-      "kms:DescribeKey",
-      "kms:EnableKeyRotation",
-      "kms:GetKeyPolicy",
-      "kms:GetKeyRotationStatus",
-      "kms:ListResourceTags",
-      "kms:PutKeyPolicy",
-      "kms:ScheduleKeyDeletion",
-      "kms:TagResource",
-      "kms:UntagResource",
-      "kms:UpdateKeyDescription",
-      # An ML environment uploads its code objects encrypted with its key.
-      "kms:Decrypt",
-      "kms:GenerateDataKey",
-    ]
-    resources = ["${local.kms_arn}:key/*"]
-
-    dynamic "condition" {
-      for_each = local.own_key
-
-      content {
-        test     = "StringEquals"
-        variable = condition.key
-        values   = [condition.value]
-      }
-    }
-  }
-
-  # An alias operation is checked on the alias and on the key it points to; the alias is
-  # the environment's own.
-  statement {
-    sid       = "OwnAlias"
-    actions   = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
-    resources = ["${local.kms_arn}:alias/${local.prefix}", "${local.kms_arn}:key/*"]
-  }
-
-  statement {
-    sid = "ManageBuckets"
-    actions = concat(local.bucket_reads, [
-      "s3:CreateBucket",
-      "s3:DeleteBucket",
-      "s3:DeleteBucketPolicy",
-      "s3:PutBucketOwnershipControls",
-      "s3:PutBucketPolicy",
-      "s3:PutBucketPublicAccessBlock",
-      "s3:PutBucketTagging",
-      "s3:PutBucketVersioning",
-      "s3:PutEncryptionConfiguration",
-      "s3:PutLifecycleConfiguration",
-    ])
-    resources = local.managed_bucket_arns
-  }
-}
-
-# An ML environment also uploads its code, creates its SageMaker resources and the one
-# execution role they run as, and reads the data key's ARN.
-data "aws_iam_policy_document" "deploy_ml" {
-  count = local.ml ? 1 : 0
-
-  statement {
-    sid = "CodeObjects"
-    actions = [
-      "s3:DeleteObject",
-      "s3:DeleteObjectVersion",
-      "s3:GetObject",
-      "s3:GetObjectTagging",
-      "s3:ListBucketVersions",
-      "s3:PutObject",
-      "s3:PutObjectTagging",
-    ]
-    resources = flatten([for arn in local.managed_bucket_arns : [arn, "${arn}/*"]])
   }
 
   # Key metadata only: the data key's ARN, looked up by its alias.
@@ -197,28 +119,8 @@ data "aws_iam_policy_document" "deploy_ml" {
     ]
   }
 
-  statement {
-    sid = "ExecutionRole"
-    actions = [
-      "iam:CreateRole",
-      "iam:DeleteRole",
-      "iam:DeleteRolePolicy",
-      "iam:GetRole",
-      "iam:GetRolePolicy",
-      "iam:ListAttachedRolePolicies",
-      "iam:ListInstanceProfilesForRole",
-      "iam:ListRolePolicies",
-      "iam:PutRolePolicy",
-      "iam:TagRole",
-      "iam:UntagRole",
-      "iam:UpdateAssumeRolePolicy",
-      "iam:UpdateRoleDescription",
-    ]
-    resources = [local.execution_role_arn]
-  }
-
-  # The pipeline definitions name the execution role, so SageMaker must be allowed to receive
-  # it — and only SageMaker.
+  # The pipelines are created with the execution role (role_arn), which SageMaker must be
+  # allowed to receive — and only SageMaker. The one IAM action this role has.
   statement {
     sid       = "PassExecutionRole"
     actions   = ["iam:PassRole"]
@@ -297,16 +199,19 @@ data "aws_iam_policy_document" "runner" {
 }
 
 # -- plan: read what the environment's resources are, write only the state lock --------------
+# It plans both the environment and its roles-ENV (for an ML environment, ml-baseline's key,
+# code bucket and execution role too).
 
 locals {
   state_bucket_arn = "arn:${local.partition}:s3:::${coalesce(var.state_bucket, module.names.state_bucket)}"
   # The environment's own state, and that of its account's roles (roles-ENV): drift and
   # pull-request previews plan both with this role.
   state_keys = ["${local.env}/terraform.tfstate", "roles-${local.env}/terraform.tfstate"]
-  # The roles this configuration manages in the account, which planning roles-ENV reads back.
-  # (Named here, not read from local.roles: those roles' policies include this one.)
+  # The roles this configuration manages in the account (an ML environment's execution role
+  # included), which planning roles-ENV reads back. (Named here, not read from local.roles:
+  # those roles' policies include this one.)
   account_role_arns = [
-    for role in concat(["deploy", "plan"], local.ml ? ["pipeline-runner"] : []) :
+    for role in concat(["plan"], local.ml ? ["deploy", "pipeline-runner", "sagemaker"] : []) :
     "arn:${local.partition}:iam::${local.account}:role/${local.prefix}-${role}"
   ]
 }
@@ -432,11 +337,5 @@ data "aws_iam_policy_document" "plan_ml" {
       "${local.sagemaker_arn}:model-package-group/${local.prefix}-models",
       "${local.sagemaker_arn}:pipeline/${local.prefix}-*",
     ]
-  }
-
-  statement {
-    sid       = "ReadExecutionRole"
-    actions   = ["iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies"]
-    resources = [local.execution_role_arn]
   }
 }

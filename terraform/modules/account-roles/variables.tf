@@ -40,3 +40,9 @@ variable "max_session_duration" {
     error_message = "max_session_duration must be a whole number of hours from 1 to 12, in seconds (3600-43200)."
   }
 }
+
+variable "force_destroy" {
+  description = "Whether destroying an ML environment's code bucket also deletes its objects (for throwaway environments only)."
+  type        = bool
+  default     = false
+}

@@ -17,9 +17,10 @@ locals {
 
   # The roles in the target accounts the CodeBuild role may assume, and nothing else: deploy
   # (apply), pipeline-runner (SageMaker runs) and the read-only plan role (previews, drift).
+  # The data account has only a plan role: an administrator applies it.
   target_role_arns = concat(
-    [for env in var.target_environments : module.names.deploy_role_arns[env]],
-    [for env in var.target_environments : module.names.runner_role_arns[env]],
+    [for env in var.target_environments : module.names.deploy_role_arns[env] if env != "data"],
+    [for env in var.target_environments : module.names.runner_role_arns[env] if env != "data"],
     [for env in var.target_environments : module.names.plan_role_arns[env]],
   )
   log_group_name = "/aws/codebuild/${var.project}"

@@ -54,7 +54,7 @@ variable "state_bucket" {
 }
 
 variable "target_environments" {
-  description = "Environments the pipeline deploys to and runs ML pipelines in; CodeBuild may assume only their deploy and pipeline-runner roles."
+  description = "Environments the pipeline deploys to and runs ML pipelines in; CodeBuild may assume only their deploy, pipeline-runner and plan roles (data has only a plan role)."
   type        = list(string)
   default     = ["staging", "prod"]
 

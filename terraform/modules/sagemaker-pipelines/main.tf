@@ -1,7 +1,11 @@
 # The ML pipelines of one environment: a training pipeline (preprocess -> train -> evaluate ->
 # register the model when the metric passes) and an inference pipeline (preprocess -> batch
 # predict -> predictions in the data account). Their definitions come from
-# ../sagemaker-pipeline-definitions; this module supplies the account around them.
+# ../sagemaker-pipeline-definitions; this module supplies the account around them. The
+# environment's key, code bucket and SageMaker execution role are not here: they are its
+# security baseline (modules/ml-baseline), which an administrator applies with the account's
+# roles (roles-ENV), and this module finds them by the naming convention. So the deploy role
+# that applies this module changes no key, bucket policy or IAM role.
 module "names" {
   source = "../naming"
 
@@ -16,6 +20,9 @@ locals {
   region       = module.names.region
   data_buckets = module.names.data_buckets
   code_prefix  = "code"
+  code_bucket  = module.names.code_buckets[var.environment]
+  # ml-baseline's execution role, which the deploy role may pass to SageMaker and nothing else.
+  execution_role_arn = module.names.sagemaker_role_arns[var.environment]
 }
 
 # The data key lives in the data account. Jobs are handed its full ARN: an alias would be
@@ -24,33 +31,16 @@ data "aws_kms_key" "data" {
   key_id = module.names.data_kms_alias_arn
 }
 
-module "key" {
-  source = "../kms-key"
-
-  alias       = local.prefix
-  description = "${local.prefix}: ML code"
-}
-
-module "code_bucket" {
-  source = "../secure-bucket"
-
-  name                = module.names.code_buckets[var.environment]
-  kms_key_arn         = module.key.arn
-  read_principal_arns = [aws_iam_role.sagemaker.arn]
-  force_destroy       = var.force_destroy
-}
-
-# source_hash rather than etag: the bucket encrypts with KMS, and the ETag of a KMS-encrypted
-# object is not its MD5, so an etag would show a change on every plan. The hash still makes
-# every edit of the ML code a plan change.
+# The objects are encrypted by the bucket's default encryption, with the environment's key.
+# source_hash rather than etag: the ETag of a KMS-encrypted object is not its MD5, so an etag
+# would show a change on every plan. The hash still makes every edit of the ML code a plan change.
 resource "aws_s3_object" "code" {
   for_each = module.definitions.code_files
 
-  bucket      = module.code_bucket.id
+  bucket      = local.code_bucket
   key         = "${local.code_prefix}/${each.key}"
   source      = each.value
   source_hash = filemd5(each.value)
-  kms_key_id  = module.key.arn
 }
 
 data "aws_sagemaker_prebuilt_ecr_image" "sklearn" {
@@ -89,8 +79,8 @@ module "definitions" {
 
   project                  = var.project
   environment              = var.environment
-  role_arn                 = aws_iam_role.sagemaker.arn
-  code_s3_uri              = "s3://${module.code_bucket.id}/${local.code_prefix}/"
+  role_arn                 = local.execution_role_arn
+  code_s3_uri              = "s3://${local.code_bucket}/${local.code_prefix}/"
   input_data_uri           = "s3://${local.data_buckets["datalake"]}/input/"
   model_s3_uri             = "s3://${local.data_buckets["models"]}/${var.environment}/"
   predictions_s3_uri       = "s3://${local.data_buckets["predictions"]}/${var.environment}/"
@@ -127,8 +117,8 @@ resource "aws_sagemaker_pipeline" "this" {
   pipeline_name         = "${local.prefix}-${each.key}"
   pipeline_display_name = "${local.prefix}-${each.key}"
   pipeline_description  = each.value.description
-  role_arn              = aws_iam_role.sagemaker.arn
+  role_arn              = local.execution_role_arn
   pipeline_definition   = each.value.definition
 
-  depends_on = [aws_s3_object.code, aws_iam_role_policy.sagemaker]
+  depends_on = [aws_s3_object.code]
 }

@@ -14,11 +14,11 @@ output "model_package_group_name" {
 }
 
 output "execution_role_arn" {
-  description = "ARN of the SageMaker execution role the pipelines run as."
-  value       = aws_iam_role.sagemaker.arn
+  description = "ARN of the SageMaker execution role the pipelines run as (ml-baseline's, applied with roles-ENV)."
+  value       = local.execution_role_arn
 }
 
 output "code_bucket" {
-  description = "Name of the bucket holding the uploaded ML code."
-  value       = module.code_bucket.id
+  description = "Name of the bucket holding the uploaded ML code (ml-baseline's, applied with roles-ENV)."
+  value       = local.code_bucket
 }

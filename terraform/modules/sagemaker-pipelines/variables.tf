@@ -46,9 +46,3 @@ variable "model_package_reader_arns" {
   type        = list(string)
   default     = []
 }
-
-variable "force_destroy" {
-  description = "Whether destroying the code bucket also deletes its objects (for throwaway environments only)."
-  type        = bool
-  default     = false
-}

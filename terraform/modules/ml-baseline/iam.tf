@@ -24,16 +24,29 @@ resource "aws_iam_role" "sagemaker" {
   assume_role_policy = data.aws_iam_policy_document.trust.json
 }
 
-locals {
-  sagemaker_arn = "arn:${local.partition}:sagemaker:${local.region}:${local.account}"
-  data_bucket_arns = {
-    for purpose, bucket in local.data_buckets : purpose => ["arn:${local.partition}:s3:::${bucket}", "arn:${local.partition}:s3:::${bucket}/*"]
-  }
+# The registry of SageMaker's scikit-learn image in this region (no AWS call).
+data "aws_sagemaker_prebuilt_ecr_image" "sklearn" {
+  repository_name = "sagemaker-scikit-learn"
+}
 
-  # What the jobs may do besides writing model artefacts (training only), emitting metrics and
-  # passing this role (conditioned): below.
+locals {
+  sagemaker_arn   = "arn:${local.partition}:sagemaker:${local.region}:${local.account}"
+  code_bucket_arn = "arn:${local.partition}:s3:::${local.code_bucket}"
+  data_bucket_arns = {
+    for purpose, bucket in module.names.data_buckets : purpose => ["arn:${local.partition}:s3:::${bucket}", "arn:${local.partition}:s3:::${bucket}/*"]
+  }
+  # Keys are matched by their aliases, not named by ARN: the data key lives in the data account,
+  # which may be applied after this, and the code key's ARN is known only after apply (naming
+  # neither keeps this policy known while planning, so it can be checked then).
+  data_key_arn = "arn:${local.partition}:kms:${local.region}:${var.accounts["data"]}:key/*"
+  own_key_arn  = "arn:${local.partition}:kms:${local.region}:${local.account}:key/*"
+  # The model package group the ML environment creates, by its conventional name.
+  model_package_group_arn = "${local.sagemaker_arn}:model-package-group/${local.prefix}-models"
+
+  # What the jobs may do besides using the data key, writing model artefacts (training only),
+  # emitting metrics and passing this role (conditioned): below.
   sagemaker_grants = {
-    ReadCode = { actions = ["s3:GetObject", "s3:ListBucket"], resources = [module.code_bucket.arn, "${module.code_bucket.arn}/*"] }
+    ReadCode = { actions = ["s3:GetObject", "s3:ListBucket"], resources = [local.code_bucket_arn, "${local.code_bucket_arn}/*"] }
     # Inference reads the model artefacts the training pipelines (dev's, staging's) wrote.
     ReadDataAndModels = { actions = ["s3:GetObject", "s3:ListBucket"], resources = concat(local.data_bucket_arns["datalake"], local.data_bucket_arns["models"]) }
     # Inference writes the features it scores and the predictions, and reads the features back.
@@ -41,9 +54,7 @@ locals {
       actions   = ["s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:AbortMultipartUpload"]
       resources = local.data_bucket_arns["predictions"]
     }
-    ReadCodeKey = { actions = ["kms:Decrypt"], resources = [module.key.arn] }
-    UseDataKey  = { actions = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"], resources = [data.aws_kms_key.data.arn] }
-    PullImage   = { actions = ["ecr:GetAuthorizationToken"], resources = ["*"] }
+    PullImage = { actions = ["ecr:GetAuthorizationToken"], resources = ["*"] }
     PullScikitLearnImage = {
       actions   = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
       resources = ["arn:${local.partition}:ecr:${local.region}:${data.aws_sagemaker_prebuilt_ecr_image.sklearn.registry_id}:repository/sagemaker-scikit-learn"]
@@ -72,7 +83,7 @@ locals {
     }
     RegisterModels = {
       actions   = ["sagemaker:AddTags", "sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage"]
-      resources = ["${local.sagemaker_arn}:model-package/${local.prefix}-models/*", aws_sagemaker_model_package_group.this.arn]
+      resources = ["${local.sagemaker_arn}:model-package/${local.prefix}-models/*", local.model_package_group_arn]
     }
   }
 }
@@ -99,6 +110,30 @@ data "aws_iam_policy_document" "sagemaker" {
   }
 
   statement {
+    sid       = "ReadCodeKey"
+    actions   = ["kms:Decrypt"]
+    resources = [local.own_key_arn]
+
+    condition {
+      test     = "ForAnyValue:StringEquals"
+      variable = "kms:ResourceAliases"
+      values   = [module.key.alias_name]
+    }
+  }
+
+  statement {
+    sid       = "UseDataKey"
+    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"]
+    resources = [local.data_key_arn]
+
+    condition {
+      test     = "ForAnyValue:StringEquals"
+      variable = "kms:ResourceAliases"
+      values   = [module.names.data_kms_alias]
+    }
+  }
+
+  statement {
     sid       = "Metrics"
     actions   = ["cloudwatch:PutMetricData"]
     resources = ["*"]
@@ -113,7 +148,7 @@ data "aws_iam_policy_document" "sagemaker" {
   statement {
     sid       = "PassOwnRoleToSageMaker"
     actions   = ["iam:PassRole"]
-    resources = [aws_iam_role.sagemaker.arn]
+    resources = [local.execution_role_arn]
 
     condition {
       test     = "StringEquals"
