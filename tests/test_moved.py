@@ -23,13 +23,16 @@ from tests.offline_plans import copy_repository, offline_environ
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "moved" / "old_addresses.json"
 PROVIDER = 'provider["registry.terraform.io/hashicorp/aws"]'
 
-# Left to another change: the ML environments' key, code bucket (and its settings) and SageMaker
-# execution role are moving into account-roles, another state, which a `moved` block cannot reach.
+# Moved into roles-ENV (modules/ml-baseline), another state, which a `moved` block cannot reach:
+# the ML environments' key, code bucket (and its settings) and SageMaker execution role. The ml
+# root's `removed` blocks make Terraform forget them, never destroy them.
 ELSEWHERE = ("module.ml.aws_kms_key.", "module.ml.aws_kms_alias.", "module.ml.module.code_bucket.",
              "module.ml.aws_iam_role.sagemaker", "module.ml.aws_iam_role_policy.sagemaker")
 # Dropped on purpose, so an upgrade destroys them: the data account has no SageMaker pipelines,
-# and account-roles gives a pipeline runner to the ML environments only.
-DROPPED = {"roles-data": ("module.roles.aws_iam_role.runner", "module.roles.aws_iam_role_policy.runner")}
+# account-roles gives a pipeline runner to the ML environments only, and data is applied by its
+# administrator, so it has no deploy role.
+DROPPED = {"roles-data": ("module.roles.aws_iam_role.runner", "module.roles.aws_iam_role_policy.runner",
+                          "module.roles.aws_iam_role.deploy", "module.roles.aws_iam_role_policy.deploy")}
 
 pytestmark = pytest.mark.slow
 
@@ -141,3 +144,14 @@ def test_dropped_resources_are_destroyed(plans, env):
     for address in DROPPED[env]:
         actions = [rc["change"]["actions"] for rc in where_it_went(plans[env], address)]
         assert actions == [["delete"]], f"{env}: {address} is kept now ({actions}): remove it from DROPPED"
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_what_moved_to_roles_env_is_forgotten_not_destroyed(plans, env):
+    """The key, code bucket and execution role an ML environment made before roles-ENV took them
+    over stay in the account: the upgrade's plan forgets each one, and destroys none."""
+    moved_out = [r["address"] for r in old_resources()[env] if r["address"].startswith(ELSEWHERE)]
+    assert len(moved_out) >= 5, moved_out  # the key, its alias, the bucket, the role, its policy at least
+    for address in moved_out:
+        actions = [rc["change"]["actions"] for rc in where_it_went(plans[env], address)]
+        assert actions == [["forget"]], f"{env}: {address}: {actions}"

@@ -82,6 +82,16 @@ def used_types(root_module: Path, data_dir: Path) -> list[str]:
     return sorted(found)
 
 
+def state_types(state: Path) -> set[str]:
+    """The resource types a state holds: Terraform asks their schemas to read the state, also of
+    resources the configuration no longer declares (a `removed` block, a dropped module)."""
+    try:
+        return {r["type"] for r in json.loads(state.read_text()).get("resources", [])
+                if isinstance(r, dict) and isinstance(r.get("type"), str)}
+    except (OSError, ValueError, AttributeError):
+        return set()
+
+
 def cli_config_extra(provider_dir: Path) -> str:
     return (
         "# Offline preview: hashicorp/aws is mlcicd's stand-in; nothing else is installed.\n"
@@ -187,9 +197,14 @@ class OfflineWorkspace(Workspace):
         write_cli_config(self.tf.cli_config, self.cache_dir / "plugins", extra=cli_config_extra(launcher.parent))
         argv = build_argv("init", {"input": "false", **self._color_flag()})
         self.tf.check(argv, cwd=self.env.dir, what=f"init ({self.env.name}, {OFFLINE})", capture=True)
-        # Read by the stand-in when Terraform first asks for the schema, after init.
-        types_file.write_text(json.dumps(used_types(self.env.dir, self.tf.data_dir)))
+        self._write_types()
         return True
+
+    def _write_types(self) -> None:
+        """The types whose schemas the stand-in serves, read when Terraform first asks for the
+        schema (after init): those the configuration uses and those its state holds."""
+        types = set(used_types(self.env.dir, self.tf.data_dir)) | state_types(self.scratch / "offline.tfstate")
+        (self.scratch / "types.json").write_text(json.dumps(sorted(types)))
 
     def plan(self, out: Path | None = None, **kwargs) -> PlanOutcome:
         if "connection_arn" in render.variables(self.config, self.env) and \
@@ -198,6 +213,7 @@ class OfflineWorkspace(Workspace):
             placeholder = (f"arn:{self.who.partition}:codeconnections:{self.who.region}:{self.who.account}"
                            ":connection/offline-preview")
             kwargs["extra_vars"] = (*kwargs.get("extra_vars", ()), f"connection_arn={placeholder}")
+        self._write_types()
         return super().plan(out, **kwargs)
 
 

@@ -32,38 +32,3 @@ module "ml" {
     inference_instance_type  = var.inference_instance_type
   }
 }
-
-# The key, code bucket and execution role moved to roles-ENV (modules/ml-baseline). An
-# environment applied before that forgets them here instead of destroying them; roles-ENV
-# imports them (README.md, "Upgrading").
-removed {
-  from = module.ml.module.key
-
-  lifecycle {
-    destroy = false
-  }
-}
-
-removed {
-  from = module.ml.module.code_bucket
-
-  lifecycle {
-    destroy = false
-  }
-}
-
-removed {
-  from = module.ml.aws_iam_role.sagemaker
-
-  lifecycle {
-    destroy = false
-  }
-}
-
-removed {
-  from = module.ml.aws_iam_role_policy.sagemaker
-
-  lifecycle {
-    destroy = false
-  }
-}
