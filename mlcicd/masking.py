@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mlcicd.config import Masks
-from mlcicd.hcl import sensitive_variables as sensitive_variables  # re-exported for the callers that mask
 
 MASK = "***"
 
@@ -65,6 +64,16 @@ class Masker:
         if self._regex is None or not text:
             return text
         return self._regex.sub(MASK, text)
+
+
+def __getattr__(name: str) -> Any:
+    """hcl.sensitive_variables, re-exported for the callers that mask, imported when first used:
+    a review masks but reads no HCL, and the HCL reader takes longer to import than this module."""
+    if name == "sensitive_variables":
+        from mlcicd.hcl import sensitive_variables
+
+        return sensitive_variables
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _printed_forms(value: str) -> set[str]:

@@ -9,7 +9,6 @@ Structural diffs of JSON documents (policies) are printed whole in every format.
 
 from __future__ import annotations
 
-import html
 import json
 from collections import Counter
 from pathlib import Path
@@ -184,6 +183,8 @@ def _md_entries(entries: tuple[Entry, ...], max_rows: int) -> list[str]:
     """One collapsible block per resource; past max_rows, one row per module+type with examples."""
     if len(entries) > _limit(max_rows):
         return _md_groups(entries, max_rows)
+    import html  # here, not on every review's path: its entity tables are most of its import
+
     rows = []
     for e in entries:
         detail = f" — {_md(html.escape(e.detail))}" if e.detail else ""
