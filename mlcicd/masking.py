@@ -159,7 +159,8 @@ def collect_marked(value: Any, marks: Any, found: list[str]) -> None:
         return
     if marks is True:
         _all_strings(value, found)
-    elif isinstance(marks, Mapping) and isinstance(value, Mapping):
+    # dict before Mapping: plan data is dicts, and an ABC's isinstance is a Python call.
+    elif isinstance(marks, dict | Mapping) and isinstance(value, dict | Mapping):
         for key, sub in marks.items():
             if sub:
                 collect_marked(value.get(key), sub, found)
@@ -172,7 +173,7 @@ def collect_marked(value: Any, marks: Any, found: list[str]) -> None:
 def _all_strings(value: Any, found: list[str]) -> None:
     if isinstance(value, str | int | float) and not isinstance(value, bool):
         found.append(str(value))
-    elif isinstance(value, Mapping):
+    elif isinstance(value, dict | Mapping):
         for item in value.values():
             _all_strings(item, found)
     elif isinstance(value, list):
