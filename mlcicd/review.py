@@ -12,13 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlcicd import masking, plandir
 from mlcicd.errors import ReviewBlocked, UsageError
 from mlcicd.masking import Masker
-from mlcicd.policy import Policy
 from mlcicd.review_values import Attribute, attributes, clean, natural_key, show
+
+if TYPE_CHECKING:  # a Policy exists only when checkov ran, and its module is loaded to run checkov
+    from mlcicd.policy import Policy
 
 # Section order: destructive first. Keys are the review's action names.
 SECTIONS: dict[str, str] = {

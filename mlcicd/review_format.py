@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlcicd import plandir
-from mlcicd.policy import Policy
 from mlcicd.review import DESTRUCTIVE, OFFLINE_NOTE, SECTIONS, Entry, Review
 from mlcicd.review_values import UNKNOWN, Attribute
+
+if TYPE_CHECKING:  # a Policy exists only when checkov ran, and its module is loaded to run checkov
+    from mlcicd.policy import Policy
 
 FORMATS = ("text", "markdown", "json", "html")
 DEFAULT_MAX_ROWS = 50
