@@ -65,8 +65,9 @@ def to_dict(review: Review) -> dict[str, Any]:
 
 
 def _entry_dict(e: Entry) -> dict[str, Any]:
-    return {"address": e.address, "action": e.action, "destructive": e.destructive, "reason": e.reason,
-            "replace_paths": list(e.replace_paths), "moved_from": e.moved_from or None,
+    # Tuples are dumped as JSON arrays: replace_paths goes as it is.
+    return {"address": e.address, "action": e.action, "destructive": e.action in DESTRUCTIVE, "reason": e.reason,
+            "replace_paths": e.replace_paths, "moved_from": e.moved_from or None,
             "import_id": e.import_id or None,
             "attributes": [{"name": name, "before": before, "after": after, "forces_replacement": forced,
                             "document": [c._asdict() for c in document] if document else []}
