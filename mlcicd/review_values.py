@@ -40,7 +40,9 @@ class Attribute(NamedTuple):  # a tuple: a big plan makes tens of thousands
     document: tuple[docdiff.Change, ...] = ()  # when the value is a JSON document
 
 
-_NUMBERS = re.compile(r"\d+")
+# \d\d* rather than \d+: a pattern that starts with a character class lets the engine skip ahead
+# to the next digit, where \d+ tries a match at every character of ten thousand addresses.
+_NUMBERS = re.compile(r"\d\d*")
 
 
 def natural_key(text: str) -> str:
