@@ -104,7 +104,8 @@ CASES = [
     ("env dir name too long", lambda t: t + f"environments:\n  x:\n    account: dev\n    dir: {'d' * 256}\n",
      "environments.x.dir", "at most 255 bytes per directory name"),
     # 2,177 characters but 4,337 bytes: the limit is in bytes, as the file system counts
-    ("env dir path too long", lambda t: t + f"environments:\n  x:\n    account: dev\n    dir: {'/'.join(['é' * 120] * 18)}\n",
+    ("env dir path too long",
+     lambda t: t + f"environments:\n  x:\n    account: dev\n    dir: {'/'.join(['é' * 120] * 18)}\n",
      "environments.x.dir", "too long for a directory path"),
     ("env name traversal", lambda t: t + "environments:\n  ../x:\n    account: dev\n",
      "environments.'../x'", "environment names"),
