@@ -251,13 +251,14 @@ def _entry(raw: Mapping[str, Any], change: Mapping[str, Any], address: str, acti
     reason = raw.get("action_reason")
     paths = change.get("replace_paths")
     previous = raw.get("previous_address")
+    # Positional, in field order: matching eight keywords per entry was 1% of a big review.
     return Entry(
         address,
         action,
-        clean(_REASONS.get(reason, reason.replace("_", " ")), masker) if reason else "",
-        tuple(clean(_path(p), masker) for p in paths) if paths else (),
-        clean(previous, masker) if previous else "",
-        clean(str(importing["id"]), masker) if importing and importing.get("id") else "",
+        clean(_REASONS.get(reason, reason.replace("_", " ")), masker) if reason else "",  # reason
+        tuple(clean(_path(p), masker) for p in paths) if paths else (),  # replace_paths
+        clean(previous, masker) if previous else "",  # moved_from
+        clean(str(importing["id"]), masker) if importing and importing.get("id") else "",  # import_id
         raw,
         masker,
     )
