@@ -10,7 +10,6 @@ several keys live in `configvalues`, the YAML reading in `yamlread`, the regions
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import re
@@ -151,6 +150,8 @@ class Config:
             return self.environments[name]
         except KeyError:
             known = ", ".join(sorted(self.environments))
+            import difflib  # only for this message
+
             close = difflib.get_close_matches(name, list(self.environments), n=1, cutoff=0.6)
             raise ConfigError(
                 _display(self.path), f"environments.{_keyname(name)}", f"unknown environment (known: {known})",
@@ -346,6 +347,8 @@ def _environments(
     for env in envs.values():
         for dep in env.depends_on:
             if dep not in envs:
+                import difflib  # only for this message
+
                 close = difflib.get_close_matches(dep, list(envs), n=1, cutoff=0.6)
                 raise ConfigError(v.path, f"environments.{env.name}.depends_on",
                                   f"{_short(dep)} is not a known environment",

@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mlcicd.config import Masks
-from mlcicd.hcl import sensitive_variables as sensitive_variables  # re-exported for the callers that mask
 
 MASK = "***"
 
@@ -65,6 +64,16 @@ class Masker:
         if self._regex is None or not text:
             return text
         return self._regex.sub(MASK, text)
+
+
+def __getattr__(name: str) -> Any:
+    """hcl.sensitive_variables, re-exported for the callers that mask, imported when first used:
+    a review masks but reads no HCL, and the HCL reader takes longer to import than this module."""
+    if name == "sensitive_variables":
+        from mlcicd.hcl import sensitive_variables
+
+        return sensitive_variables
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _printed_forms(value: str) -> set[str]:
@@ -150,7 +159,8 @@ def collect_marked(value: Any, marks: Any, found: list[str]) -> None:
         return
     if marks is True:
         _all_strings(value, found)
-    elif isinstance(marks, Mapping) and isinstance(value, Mapping):
+    # dict before Mapping: plan data is dicts, and an ABC's isinstance is a Python call.
+    elif isinstance(marks, dict | Mapping) and isinstance(value, dict | Mapping):
         for key, sub in marks.items():
             if sub:
                 collect_marked(value.get(key), sub, found)
@@ -163,7 +173,7 @@ def collect_marked(value: Any, marks: Any, found: list[str]) -> None:
 def _all_strings(value: Any, found: list[str]) -> None:
     if isinstance(value, str | int | float) and not isinstance(value, bool):
         found.append(str(value))
-    elif isinstance(value, Mapping):
+    elif isinstance(value, dict | Mapping):
         for item in value.values():
             _all_strings(item, found)
     elif isinstance(value, list):

@@ -7,7 +7,6 @@ aws-cn and aws-us-gov. A region newer than the installed botocore can be allowed
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import json
 import re
@@ -51,6 +50,8 @@ def known(region: str) -> bool:
 
 
 def suggestions(region: str) -> list[str]:
+    import difflib  # only for a message about a mistyped region
+
     candidates = sorted(r for pid, _p, regions in _partitions() if pid in SUPPORTED_PARTITIONS for r in regions)
     return difflib.get_close_matches(region, candidates, n=3, cutoff=0.75)
 

@@ -9,16 +9,17 @@ Structural diffs of JSON documents (policies) are printed whole in every format.
 
 from __future__ import annotations
 
-import html
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlcicd import plandir
-from mlcicd.policy import Policy
 from mlcicd.review import DESTRUCTIVE, OFFLINE_NOTE, SECTIONS, Entry, Review
 from mlcicd.review_values import UNKNOWN, Attribute
+
+if TYPE_CHECKING:  # a Policy exists only when checkov ran, and its module is loaded to run checkov
+    from mlcicd.policy import Policy
 
 FORMATS = ("text", "markdown", "json", "html")
 DEFAULT_MAX_ROWS = 50
@@ -64,19 +65,23 @@ def to_dict(review: Review) -> dict[str, Any]:
 
 
 def _entry_dict(e: Entry) -> dict[str, Any]:
-    return {"address": e.address, "action": e.action, "destructive": e.destructive, "reason": e.reason,
-            "replace_paths": list(e.replace_paths), "moved_from": e.moved_from or None,
+    # Tuples are dumped as JSON arrays: replace_paths goes as it is.
+    return {"address": e.address, "action": e.action, "destructive": e.action in DESTRUCTIVE, "reason": e.reason,
+            "replace_paths": e.replace_paths, "moved_from": e.moved_from or None,
             "import_id": e.import_id or None,
-            "attributes": [{"name": a.name, "before": a.before, "after": a.after,
-                            "forces_replacement": a.forces_replacement,
-                            "document": [c._asdict() for c in a.document] if a.document else []}
-                           for a in e.attributes]}
+            "attributes": [{"name": name, "before": before, "after": after, "forces_replacement": forced,
+                            "document": [c._asdict() for c in document] if document else []}
+                           for name, before, after, forced, document in e.attributes]}
+
+
+# Compact JSON, for machines (`jq .` to read it): one call into json's C encoder, where an
+# indented dump is pure Python and was most of a big review's time. What is dumped is a tree
+# to_dict builds, never a cycle, so the encoder skips its check for one (a record of every container).
+_DUMP = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 
 
 def _dump(data: dict[str, Any]) -> str:
-    """Compact JSON, for machines (`jq .` to read it): one call into json's C encoder, where an
-    indented dump is pure Python and was most of a big review's time."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return _DUMP(data) + "\n"
 
 
 # -- text --------------------------------------------------------------------------------------
@@ -181,6 +186,8 @@ def _md_entries(entries: tuple[Entry, ...], max_rows: int) -> list[str]:
     """One collapsible block per resource; past max_rows, one row per module+type with examples."""
     if len(entries) > _limit(max_rows):
         return _md_groups(entries, max_rows)
+    import html  # here, not on every review's path: its entity tables are most of its import
+
     rows = []
     for e in entries:
         detail = f" — {_md(html.escape(e.detail))}" if e.detail else ""
