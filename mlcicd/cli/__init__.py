@@ -9,17 +9,7 @@ A command parses its arguments, builds typed objects and calls one function of t
 owns the concern. Heavy modules are imported inside commands so that `mlcicd --help` stays fast.
 """
 
-import gc
-
-# The imports make tens of thousands of objects that live as long as the process: collecting
-# while they are made frees nothing, and once frozen no later collection walks them again.
-collecting = gc.isenabled()
-gc.disable()
-from mlcicd.cli import backend_commands, deploy_commands, stage_commands  # noqa: E402, F401 (they register themselves)
-from mlcicd.cli.base import main  # noqa: E402
-
-gc.freeze()
-if collecting:
-    gc.enable()
+from mlcicd.cli import backend_commands, deploy_commands, stage_commands  # noqa: F401 (they register themselves)
+from mlcicd.cli.base import main
 
 __all__ = ["main"]
