@@ -7,16 +7,13 @@ and no policy known at plan time allows "*" on "*"."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from mlcicd import config
+from tests.offline_plans import copy_project, plan_all
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"
@@ -39,29 +36,14 @@ NAME_ARGUMENT = {
 @pytest.fixture(scope="module")
 def plans(tmp_path_factory) -> dict[str, dict]:
     """plan.json of every environment, planned offline in a single-account copy of the project."""
-    root = tmp_path_factory.mktemp("single")
-    shutil.copytree(ROOT / "terraform", root / "terraform", symlinks=True)
-    shutil.copytree(ROOT / "ml", root / "ml", ignore=shutil.ignore_patterns("__pycache__"))
     text = (ROOT / "mlcicd.yaml").read_text()
     for acc in ("111111111111", "222222222222", "333333333333", "444444444444", "555555555555"):
         text = text.replace(acc, ACCOUNT)
     text = text.replace("  branch: main\n", f"  branch: main\n  connection_arn: {CONNECTION}\n")
-    path = root / "mlcicd.yaml"
-    path.write_text(text)
+    path = copy_project(tmp_path_factory.mktemp("single"), text)
     cfg = config.load(path)
     assert cfg.single_account
-
-    def plan(name: str) -> tuple[str, dict]:
-        out = root / "plans" / name
-        result = subprocess.run(
-            [sys.executable, "-m", "mlcicd", "--config", str(path), "plan", name, "--offline", "--out", str(out)],
-            capture_output=True, text=True, timeout=600, cwd=root)
-        assert result.returncode == 0, f"{name}:\n{result.stdout}\n{result.stderr}"
-        return name, json.loads((out / "plan.json").read_text())
-
-    # Each plan is a Terraform process of its own; a few at a time keeps 2 cores busy.
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        return dict(pool.map(plan, list(cfg.environments)))
+    return plan_all(path, cfg.environments)
 
 
 def _created(plan: dict) -> list[dict]:
