@@ -92,21 +92,30 @@ class Recorder:
             self.assumed[parsed["Credentials"]["AccessKeyId"]] = context.get(_PARAMS, {}).get("RoleArn", "")
 
 
-def install(log: Path, base_principal: str) -> Recorder:
-    """Record from every botocore session created from now on (in this process)."""
+def add_handlers(found: list[tuple[str, Any]]) -> None:
+    """Register (event, handler) pairs with every botocore session created from now on."""
     from botocore import handlers
 
+    handlers.BUILTIN_HANDLERS.extend(found)
+
+
+def remove_handlers(found: list[tuple[str, Any]]) -> None:
+    from botocore import handlers
+
+    for handler in found:
+        while handler in handlers.BUILTIN_HANDLERS:
+            handlers.BUILTIN_HANDLERS.remove(handler)
+
+
+def install(log: Path, base_principal: str) -> Recorder:
+    """Record from every botocore session created from now on (in this process)."""
     recorder = Recorder(log, base_principal)
-    handlers.BUILTIN_HANDLERS.extend(recorder.handlers())
+    add_handlers(recorder.handlers())
     return recorder
 
 
 def uninstall(recorder: Recorder) -> None:
-    from botocore import handlers
-
-    for handler in recorder.handlers():
-        while handler in handlers.BUILTIN_HANDLERS:
-            handlers.BUILTIN_HANDLERS.remove(handler)
+    remove_handlers(recorder.handlers())
 
 
 def install_from_environ() -> Recorder | None:

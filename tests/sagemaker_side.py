@@ -17,7 +17,15 @@ import json
 import os
 from typing import Any
 
-from tests.aws_calls import _PARAMS, SERVICE_KEYS, _access_key, keep_params, service_client
+from tests.aws_calls import (
+    _PARAMS,
+    SERVICE_KEYS,
+    _access_key,
+    add_handlers,
+    keep_params,
+    remove_handlers,
+    service_client,
+)
 
 PREDICTIONS = "id,score,prediction\np-00001,0.91,1\np-00002,0.12,0\np-00003,0.55,1\n"
 _RUNS: dict[str, list[dict]] = {}
@@ -129,17 +137,11 @@ HANDLERS = [("before-parameter-build", keep_params), ("before-call", _answer)]
 
 
 def install() -> None:
-    from botocore import handlers
-
-    handlers.BUILTIN_HANDLERS.extend(HANDLERS)
+    add_handlers(HANDLERS)
 
 
 def uninstall() -> None:
-    from botocore import handlers
-
-    for handler in HANDLERS:
-        while handler in handlers.BUILTIN_HANDLERS:
-            handlers.BUILTIN_HANDLERS.remove(handler)
+    remove_handlers(HANDLERS)
     _RUNS.clear()
 
 

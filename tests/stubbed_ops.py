@@ -12,7 +12,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tests.aws_calls import _PARAMS, SERVICE_KEYS, _access_key, keep_params, service_client
+from tests.aws_calls import (
+    _PARAMS,
+    SERVICE_KEYS,
+    _access_key,
+    add_handlers,
+    keep_params,
+    remove_handlers,
+    service_client,
+)
 
 VARIABLE = "MLCICD_TEST_STUBS"
 ANY_VALUE = "<any>"
@@ -57,14 +65,8 @@ HANDLERS = [("before-parameter-build", keep_params), ("before-call", _answer)]
 
 
 def install() -> None:
-    from botocore import handlers
-
-    handlers.BUILTIN_HANDLERS.extend(HANDLERS)
+    add_handlers(HANDLERS)
 
 
 def uninstall() -> None:
-    from botocore import handlers
-
-    for handler in HANDLERS:
-        while handler in handlers.BUILTIN_HANDLERS:
-            handlers.BUILTIN_HANDLERS.remove(handler)
+    remove_handlers(HANDLERS)
