@@ -1,3 +1,3 @@
-from mlcicd.cli import main
+from mlcicd.cli import run
 
-main()
+run()

@@ -2,16 +2,19 @@
 
 A terminal obeys escape sequences, and a review shown to an approver must not be reordered by
 bidirectional-override characters. Every control character (C0, DEL, C1) and every bidi or
-zero-width formatting character is shown as a visible escape: `\\x1b`, `\\u202e`.
+zero-width formatting character, and a lone surrogate, is shown as a visible escape: `\\x1b`,
+`\\u202e`, `\\ud800`.
 """
 
 from __future__ import annotations
 
 import re
 
-# C0 and C1 controls, DEL, and the Unicode formatting characters that change the order or
-# visibility of text (bidi embeddings/overrides/isolates, marks, zero-width, BOM).
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+# C0 and C1 controls, DEL, the Unicode formatting characters that change the order or
+# visibility of text (bidi embeddings/overrides/isolates, marks, zero-width, BOM), and lone
+# surrogates: JSON may spell one (`"\\ud800"`), and no UTF-8 output can hold it.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff"
+                     "\ud800-\udfff]")
 _UNSAFE_ONE_LINE = re.compile(_UNSAFE.pattern[:-1] + "\n\t]")
 
 

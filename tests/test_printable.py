@@ -12,7 +12,7 @@ HOSTILE = "\x1b[2J\u202eevil\x07\x9b"
 
 
 @pytest.mark.parametrize("char", ["\x00", "\x1b", "\x7f", "\x85", "\x9b", "\u061c", "\u200e", "\u202e",
-                                  "\u2066", "\u2069", "\ufeff", "\u200b"])
+                                  "\u2066", "\u2069", "\ufeff", "\u200b", "\ud800", "\udfff"])
 def test_every_control_and_bidi_character_is_shown_as_an_escape(char):
     shown = escape(f"a{char}b")
     assert char not in shown

@@ -440,6 +440,21 @@ def test_control_and_bidi_characters_in_names_and_values_are_escaped():
         assert "\\u202e" in text and "\\x1b" in text
 
 
+def test_a_lone_surrogate_in_plan_json_is_shown_escaped_in_every_format(tmp_path):
+    # JSON can spell half of a surrogate pair ("\\ud800"); Python reads it into a str that no
+    # UTF-8 output can hold, so printing it raw ended the review with a UnicodeEncodeError.
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"format_version": "1.2", "resource_changes": [
+        _rc("aws_s3_object.o", ["create"], after={"key": "x\ud800y", "\udc00": "v"})]}))
+    config = write_config(tmp_path)
+    for fmt in FORMATS:
+        result = CliRunner().invoke(main, ["--config", str(config), "review", str(plan),
+                                           "--format", fmt, "--no-checkov"])
+        assert result.exit_code == 0, (fmt, result.output, result.exception)
+        assert "\ud800" not in result.stdout and "\udc00" not in result.stdout, fmt
+        assert "\\ud800y" in result.stdout and "\\udc00" in result.stdout, fmt  # escaped (twice in json)
+
+
 def test_markdown_cuts_groups_past_the_row_limit():
     changes = [_rc(f"aws_t{i}.x", ["create"]) for i in range(120)]
     md = render_markdown(review.build("prod", _plan(changes), Masker()), max_rows=50)

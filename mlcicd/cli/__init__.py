@@ -10,6 +10,6 @@ owns the concern. Heavy modules are imported inside commands so that `mlcicd --h
 """
 
 from mlcicd.cli import backend_commands, deploy_commands, stage_commands  # noqa: F401 (they register themselves)
-from mlcicd.cli.base import main
+from mlcicd.cli.base import main, run
 
-__all__ = ["main"]
+__all__ = ["main", "run"]

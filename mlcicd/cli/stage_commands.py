@@ -15,6 +15,7 @@ from mlcicd.cli.base import (
     State,
     env_argument,
     handle_errors,
+    leave_without_teardown,
     main,
     pass_state,
 )
@@ -97,6 +98,7 @@ def review(state: State, plan_paths: tuple[Path, ...], fmt: str, fail_on: str, m
     if not loaded.plan_sha256:
         click.secho(f"unverified: {plan_path} is a bare plan.json, not a plan directory; nothing shows it is "
                     "the plan that would be applied", err=True, fg="yellow")
+    leave_without_teardown(loaded, result, text)
     reviewer.gate(result, gates)
 
 
