@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 
 from mlcicd.config import Masks
@@ -39,7 +40,13 @@ class Masker:
         forms = {form for v in values if v for form in _printed_forms(v)}
         secrets = sorted({f for f in forms if len(f) >= _MIN_SECRET_LEN}, key=len, reverse=True)
         parts = [re.escape(s) for s in secrets] + [f"(?:{p})" for p in patterns]
-        self._regex = re.compile("|".join(parts)) if parts else None
+        self._use(re.compile("|".join(parts)) if parts else None)
+
+    def _use(self, regex: re.Pattern[str] | None) -> None:
+        self._regex = regex
+        # `sub` masks one string with no Python frame in between (a big review masks tens of
+        # thousands): the regex's own sub, or str, which returns a str as it is.
+        self.sub: Callable[[str], str] = str if regex is None else partial(regex.sub, MASK)
 
     @classmethod
     def from_settings(
@@ -57,13 +64,11 @@ class Masker:
         if new._regex is None:
             return self
         merged = Masker()
-        merged._regex = re.compile(f"{new._regex.pattern}|{self._regex.pattern}")
+        merged._use(re.compile(f"{new._regex.pattern}|{self._regex.pattern}"))
         return merged
 
     def __call__(self, text: str) -> str:
-        if self._regex is None or not text:
-            return text
-        return self._regex.sub(MASK, text)
+        return self.sub(text) if text else text
 
 
 def __getattr__(name: str) -> Any:
@@ -159,11 +164,12 @@ def collect_marked(value: Any, marks: Any, found: list[str]) -> None:
         return
     if marks is True:
         _all_strings(value, found)
-    # dict before Mapping: plan data is dicts, and an ABC's isinstance is a Python call.
-    elif isinstance(marks, dict | Mapping) and isinstance(value, dict | Mapping):
-        for key, sub in marks.items():
-            if sub:
-                collect_marked(value.get(key), sub, found)
+    # Exact dicts and lists first: plan data is json.load's, and an ABC's isinstance is a Python call.
+    elif type(marks) is dict or isinstance(marks, Mapping):
+        if type(value) is dict or isinstance(value, Mapping):
+            for key, sub in marks.items():
+                if sub:
+                    collect_marked(value.get(key), sub, found)
     elif isinstance(marks, list) and isinstance(value, list):
         for item, sub in zip(value, marks, strict=False):
             if sub:

@@ -47,7 +47,17 @@ _NUMBERS = re.compile(r"\d\d*")
 
 def natural_key(text: str) -> str:
     """Sort key that orders numbers by value: r[2] before r[10]. Numbers are zero-padded, so
-    the keys compare as plain strings (twice as fast as tuples over ten thousand addresses)."""
+    the keys compare as plain strings (twice as fast as tuples over ten thousand addresses).
+    The usual address ends in a numeric index (`module.m[3].aws_x.y[12]`): its index is padded
+    here and the rest, shared by all the indexes of a resource, is padded once."""
+    head, bracket, index = text.rpartition("[")
+    if bracket and index[-1:] == "]" and index[:-1].isdecimal():  # isdecimal: what \d matches
+        return f"{_natural_key(head)}[{index[:-1].zfill(24)}]"
+    return _natural_key(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _natural_key(text: str) -> str:
     return _NUMBERS.sub(_padded, text)
 
 
@@ -57,7 +67,7 @@ def _padded(match: re.Match[str]) -> str:
 
 def clean(text: str, masker: Masker) -> str:
     """A plan-derived name on one line: secrets masked, control and bidi characters escaped."""
-    return _escaped(masker(text))
+    return _escaped(masker.sub(text))
 
 
 def _escaped(text: str) -> str:
@@ -75,30 +85,55 @@ def attributes(change: Mapping[str, Any], action: str, masker: Masker) -> tuple[
     before, after = change.get("before"), change.get("after")
     before = before if isinstance(before, dict) else {}
     after = after if isinstance(after, dict) else {}
-    b_sens, a_sens = change.get("before_sensitive") or {}, change.get("after_sensitive") or {}
-    unknown = change.get("after_unknown") or {}
-    unknown_names = unknown if isinstance(unknown, dict) else {}
+    unknown = change.get("after_unknown")
+    unknown = unknown if unknown and isinstance(unknown, dict) else {}
     paths = change.get("replace_paths")
     forced = {p[0] for p in paths if isinstance(p, list) and p} if paths else ()
-    if action in _GOING:
-        names = [n for n, v in before.items() if _present(v)]
-    elif action == "create":
-        names = [n for n, v in after.items() if _present(v) or unknown_names.get(n) is True]
-        names += [n for n, u in unknown_names.items() if u and n not in after]
-    else:
-        names = [n for n in {**before, **after, **unknown_names}
-                 if before.get(n) != after.get(n) or unknown_names.get(n)]
     going, creating = action in _GOING, action == "create"
+    if going:
+        names = [n for n, v in before.items() if _present(v)]
+    elif creating:
+        names = [n for n, v in after.items() if _present(v) or unknown.get(n) is True]
+        names += [n for n, u in unknown.items() if u and n not in after]
+    else:
+        names = [n for n in {**before, **after, **unknown} if before.get(n) != after.get(n) or unknown.get(n)]
     replacing = action in ("replace", "create-before-destroy")
-    b_sens = b_sens if b_sens is True or type(b_sens) is dict else {}
-    a_sens = a_sens if a_sens is True or type(a_sens) is dict else {}
+    # Marks: True (all of it), a map of names to marks, or None (nothing marked).
+    b_sens, a_sens = change.get("before_sensitive"), change.get("after_sensitive")
+    b_sens = b_sens if b_sens is True or (b_sens and type(b_sens) is dict) else None
+    a_sens = a_sens if a_sens is True or (a_sens and type(a_sens) is dict) else None
+    sub = masker.sub
     out = []
     for name in sorted(names):
-        b_mark = True if b_sens is True else b_sens.get(name, False)
-        a_mark = True if a_sens is True else a_sens.get(name, False)
-        is_unknown = unknown_names.get(name, False)
-        b_text, b_doc = ("", None) if creating else _side(before.get(name), b_mark, False, masker)
-        a_text, a_doc = ("", None) if going else _side(after.get(name), a_mark, is_unknown, masker)
+        b_mark = b_sens is True or (b_sens.get(name, False) if b_sens else False)
+        a_mark = a_sens is True or (a_sens.get(name, False) if a_sens else False)
+        is_unknown = unknown.get(name, False) if unknown else False
+        # A string neither marked nor unknown (most values) is masked, encoded and checked here,
+        # with no call per side: this loop runs for every attribute of a big plan.
+        if creating:
+            b_text, b_doc = "", None
+        else:
+            value = before.get(name)
+            if type(value) is str and not b_mark:
+                masked = sub(value)
+                b_text = _ENCODE_STRING(masked)
+                if not b_text.isascii() or "\x7f" in b_text:
+                    b_text = escape(b_text)
+                b_doc = docdiff.parse(masked) if masked and (masked[0] in "{[" or masked[0].isspace()) else None
+            else:
+                b_text, b_doc = show(value, b_mark, False, masker), None
+        if going:
+            a_text, a_doc = "", None
+        else:
+            value = after.get(name)
+            if type(value) is str and not a_mark and not is_unknown:
+                masked = sub(value)
+                a_text = _ENCODE_STRING(masked)
+                if not a_text.isascii() or "\x7f" in a_text:
+                    a_text = escape(a_text)
+                a_doc = docdiff.parse(masked) if masked and (masked[0] in "{[" or masked[0].isspace()) else None
+            else:
+                a_text, a_doc = show(value, a_mark, is_unknown, masker), None
         document: tuple[docdiff.Change, ...] = ()
         if (b_doc is not None or a_doc is not None) and True not in (b_mark, a_mark, is_unknown):
             document = tuple(docdiff.Change(c.kind, clean(c.path, masker), clean(c.before, masker),
@@ -110,19 +145,6 @@ def attributes(change: Mapping[str, Any], action: str, masker: Masker) -> tuple[
 # Attribute's own constructor is Python code (it fills in defaults); a big plan makes tens of
 # thousands, every field given.
 _attribute = functools.partial(tuple.__new__, Attribute)
-
-
-def _side(value: Any, sensitive: Any, unknown: Any, masker: Masker) -> tuple[str, Any]:
-    """`value` shown (see `show`), and the JSON document it holds, if it is one."""
-    if type(value) is not str or sensitive or unknown:
-        return show(value, sensitive, unknown, masker), None
-    # Masked once, before parsing too: the masker knows a secret's JSON-escaped form.
-    masked = masker(value)
-    text = _ENCODE_STRING(masked)
-    if not (text.isascii() and "\x7f" not in text):
-        text = escape(text)
-    is_document = masked and (masked[0] in "{[" or masked[0].isspace())
-    return text, docdiff.parse(masked) if is_document else None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -154,7 +176,7 @@ def show(value: Any, sensitive: Any, unknown: Any, masker: Masker) -> str:
     if unknown is True:
         return UNKNOWN
     if isinstance(value, str) and not sensitive and not unknown:  # the common case, made short
-        return _escaped_value(_ENCODE_STRING(masker(value)))
+        return _escaped_value(_ENCODE_STRING(masker.sub(value)))
     return _escaped_value(_ENCODE(_redact(value, sensitive, unknown, masker)))
 
 
@@ -169,11 +191,11 @@ def _redact(value: Any, sensitive: Any, unknown: Any, masker: Masker) -> Any:
     if unknown is True:
         return UNKNOWN
     if isinstance(value, str):
-        return masker(value)
+        return masker.sub(value)
     if isinstance(value, Mapping) or isinstance(unknown, Mapping):
         value = value if isinstance(value, Mapping) else {}
         keys = [*value, *(k for k in unknown if k not in value)] if isinstance(unknown, Mapping) else list(value)
-        return {masker(k): _redact(value.get(k), _sub(sensitive, k), _sub(unknown, k), masker) for k in keys}
+        return {masker.sub(k): _redact(value.get(k), _sub(sensitive, k), _sub(unknown, k), masker) for k in keys}
     if isinstance(value, list) or isinstance(unknown, list):
         items = value if isinstance(value, list) else [None] * len(unknown)
         return [_redact(v, _sub(sensitive, i), _sub(unknown, i), masker) for i, v in enumerate(items)]

@@ -4,18 +4,22 @@ produces that built-in resources cannot (drift, import, forget)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mlcicd import policy, review
 from mlcicd.cli import main
 from mlcicd.masking import Masker
 from mlcicd.plandir import PlanJSON
 from mlcicd.review_format import FORMATS, render, render_markdown, render_text
+from mlcicd.review_values import natural_key
 from tests.conftest import write_config
 
 SECRET = "db-pass-Zq81xk-not-shown"
@@ -536,3 +540,9 @@ def test_a_bare_plan_json_file_can_be_reviewed(tmp_path, project):
                                        "--no-checkov"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("plan: 1 to destroy")
+
+
+@given(st.text(st.sampled_from("ab[]\"._0129²\u0663m"), max_size=16))
+def test_the_natural_sort_key_pads_every_number_whatever_the_address(text):
+    # natural_key takes a short way for the usual `…[12]`; it must agree with the definition.
+    assert natural_key(text) == re.sub(r"\d+", lambda m: m[0].zfill(24), text)
