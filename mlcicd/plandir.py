@@ -22,9 +22,7 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
@@ -264,6 +262,9 @@ def check_custody(path: Path, *, what: str = "apply") -> None:
 def private_copy(verified: VerifiedPlan, parent: Path) -> Iterator[Path]:
     """A fresh 0700 directory under `parent` holding the verified tfplan bytes (0600): what
     Terraform applies, so a swap in the original directory changes nothing. Removed afterwards."""
+    import shutil
+    import tempfile  # here, not at the top: only apply needs them, and they cost ~5 ms at import
+
     parent.mkdir(parents=True, exist_ok=True)
     directory = Path(tempfile.mkdtemp(prefix="apply-", dir=parent))
     try:
