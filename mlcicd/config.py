@@ -10,7 +10,6 @@ several keys live in `configvalues`, the YAML reading in `yamlread`, the regions
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -171,6 +170,8 @@ def resolve_path(option: str | None, from_environment: str | None) -> Path:
 
 
 def load(path: Path) -> Config:
+    import hashlib  # here, not at the top: loading OpenSSL costs ~5 ms at import
+
     import yaml
 
     from mlcicd import yamlread
@@ -433,6 +434,8 @@ def to_jsonable(value: Any) -> Any:
 
 
 def fingerprint(*parts: bytes) -> str:
+    import hashlib  # see load
+
     h = hashlib.sha256()
     for part in parts:
         h.update(len(part).to_bytes(8, "big"))

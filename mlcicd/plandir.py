@@ -19,7 +19,6 @@ Everything is written 0600 in a 0700 directory: the plan and its JSON hold secre
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import stat
@@ -65,6 +64,8 @@ class Manifest:
 
 
 def sha256_bytes(data: bytes) -> str:
+    import hashlib  # here, not at the top: loading OpenSSL costs ~5 ms, and a bare plan.json is not hashed
+
     return hashlib.sha256(data).hexdigest()
 
 
