@@ -131,7 +131,6 @@ class Config:
     state: StateConfig
     environments: Mapping[str, Environment]
     masks: Masks = field(default_factory=Masks)
-    digest: str = ""
     partition: str = "aws"  # one of regions.SUPPORTED_PARTITIONS, from the region
     drift: Drift = field(default_factory=Drift)
 
@@ -170,8 +169,6 @@ def resolve_path(option: str | None, from_environment: str | None) -> Path:
 
 
 def load(path: Path) -> Config:
-    import hashlib  # here, not at the top: loading OpenSSL costs ~5 ms at import
-
     import yaml
 
     from mlcicd import yamlread
@@ -205,10 +202,10 @@ def load(path: Path) -> Config:
         raise ConfigError(shown, None, f"YAML syntax error{where}: {problem}") from None
     except RecursionError:
         raise ConfigError(shown, None, "YAML nested too deeply") from None
-    return parse(raw, path=path, digest=hashlib.sha256(raw_bytes).hexdigest())
+    return parse(raw, path=path)
 
 
-def parse(raw: Any, *, path: Path, digest: str = "") -> Config:
+def parse(raw: Any, *, path: Path) -> Config:
     v = _Validator(_display(path))
     top = v.mapping(raw, None)
     _refuse_ambiguous(v, top)
@@ -253,7 +250,6 @@ def parse(raw: Any, *, path: Path, digest: str = "") -> Config:
         state=state,
         environments=MappingProxyType(environments),
         masks=masks,
-        digest=digest,
         partition=partition,
         drift=_drift(v, top.get("drift")),
     )
@@ -434,7 +430,7 @@ def to_jsonable(value: Any) -> Any:
 
 
 def fingerprint(*parts: bytes) -> str:
-    import hashlib  # see load
+    import hashlib  # here, not at the top: loading OpenSSL costs ~5 ms at import
 
     h = hashlib.sha256()
     for part in parts:
