@@ -10,7 +10,6 @@ several keys live in `configvalues`, the YAML reading in `yamlread`, the regions
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -65,13 +64,15 @@ _NAME_MAX = 255  # bytes in one file name, as on ext4, XFS, APFS
 _PATH_MAX = 4095  # bytes in a path, as Linux's PATH_MAX (4096) less the terminating NUL
 
 # Every pattern is matched against the whole value (re.fullmatch): no `$` before a trailing newline.
-_PROJECT_RE = re.compile(r"[a-z][a-z0-9-]{1,30}[a-z0-9]")
-_ENV_RE = re.compile(r"[a-z]([a-z0-9-]{0,30}[a-z0-9])?")
-_REPO_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
-_BRANCH_RE = re.compile(r"[A-Za-z0-9._/-]{1,200}")
-_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
-_CONNECTION_ARN_RE = re.compile(
+# Kept as text, compiled (and cached) by re when first matched: compiling them all at import
+# cost ~3 ms, and a config uses only some (drift, connection_arn, vars are optional).
+_PROJECT_RE = r"[a-z][a-z0-9-]{1,30}[a-z0-9]"
+_ENV_RE = r"[a-z]([a-z0-9-]{0,30}[a-z0-9])?"
+_REPO_RE = r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}"
+_BRANCH_RE = r"[A-Za-z0-9._/-]{1,200}"
+_BUCKET_RE = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+_VAR_RE = r"[A-Za-z_][A-Za-z0-9_-]{0,63}"
+_CONNECTION_ARN_RE = (
     r"arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:[0-9]{12}:connection/[A-Za-z0-9-]+"
 )
 
@@ -112,7 +113,7 @@ class Masks:
 
 
 # An EventBridge schedule expression, as the pipeline module's drift_schedule validates it.
-_SCHEDULE_RE = re.compile(r"rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\)")
+_SCHEDULE_RE = r"rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\)"
 DEFAULT_DRIFT_SCHEDULE = "rate(6 hours)"
 
 
@@ -132,7 +133,6 @@ class Config:
     state: StateConfig
     environments: Mapping[str, Environment]
     masks: Masks = field(default_factory=Masks)
-    digest: str = ""
     partition: str = "aws"  # one of regions.SUPPORTED_PARTITIONS, from the region
     drift: Drift = field(default_factory=Drift)
 
@@ -204,10 +204,10 @@ def load(path: Path) -> Config:
         raise ConfigError(shown, None, f"YAML syntax error{where}: {problem}") from None
     except RecursionError:
         raise ConfigError(shown, None, "YAML nested too deeply") from None
-    return parse(raw, path=path, digest=hashlib.sha256(raw_bytes).hexdigest())
+    return parse(raw, path=path)
 
 
-def parse(raw: Any, *, path: Path, digest: str = "") -> Config:
+def parse(raw: Any, *, path: Path) -> Config:
     v = _Validator(_display(path))
     top = v.mapping(raw, None)
     _refuse_ambiguous(v, top)
@@ -224,7 +224,7 @@ def parse(raw: Any, *, path: Path, digest: str = "") -> Config:
     branch = v.match(repo_raw.get("branch", "main"), "repository.branch", _BRANCH_RE,
                      "is not a valid branch name")
     conn_name = v.match(repo_raw.get("connection_name", f"{project}-github"),
-                        "repository.connection_name", re.compile(r"[A-Za-z0-9.@_-]{1,32}"),
+                        "repository.connection_name", r"[A-Za-z0-9.@_-]{1,32}",
                         "must be 1-32 characters: letters, digits, '.', '@', '_' or '-'")
     conn_arn = repo_raw.get("connection_arn")
     if conn_arn is not None:
@@ -252,7 +252,6 @@ def parse(raw: Any, *, path: Path, digest: str = "") -> Config:
         state=state,
         environments=MappingProxyType(environments),
         masks=masks,
-        digest=digest,
         partition=partition,
         drift=_drift(v, top.get("drift")),
     )
@@ -272,7 +271,7 @@ def _state(v: _Validator, raw: Any, project: str, devops: str, region: str) -> S
     if not isinstance(lock, str) or lock not in ("s3", "dynamodb"):
         raise ConfigError(v.path, "state.lock", f"{_short(lock)} must be 's3' or 'dynamodb'")
     table = v.match(raw.get("lock_table", f"{project}-tflock"), "state.lock_table",
-                    re.compile(r"[A-Za-z0-9_.-]{3,255}"), "is not a valid DynamoDB table name")
+                    r"[A-Za-z0-9_.-]{3,255}", "is not a valid DynamoDB table name")
     kms_key = v.string(raw.get("kms_key", "create"), "state.kms_key")
     if kms_key not in ("create", "aws-managed") and not kms_key.startswith(("arn:", "alias/")):
         raise ConfigError(v.path, "state.kms_key",
@@ -294,7 +293,7 @@ def _environments(
     if raw is not None:
         for name, body in v.mapping(raw, "environments").items():
             key = f"environments.{name}"
-            if not isinstance(name, str) or not _ENV_RE.fullmatch(name):
+            if not isinstance(name, str) or not re.fullmatch(_ENV_RE, name):
                 raise ConfigError(v.path, f"environments.{_keyname(name)}",
                                   "environment names are lowercase letters, digits and '-' "
                                   "(at most 32), starting with a letter")
@@ -321,7 +320,7 @@ def _environments(
         vars_raw = {} if body.get("vars") is None else v.mapping(body["vars"], f"{key}.vars")
         vars_: dict[str, Any] = {}
         for var, value in vars_raw.items():
-            if not isinstance(var, str) or not _VAR_RE.fullmatch(var):
+            if not isinstance(var, str) or not re.fullmatch(_VAR_RE, var):
                 raise ConfigError(v.path, f"{key}.vars.{_keyname(var)}",
                                   "variable names are letters, digits, '_' or '-', "
                                   "starting with a letter or '_'")
@@ -433,6 +432,8 @@ def to_jsonable(value: Any) -> Any:
 
 
 def fingerprint(*parts: bytes) -> str:
+    import hashlib  # here, not at the top: loading OpenSSL costs ~5 ms at import
+
     h = hashlib.sha256()
     for part in parts:
         h.update(len(part).to_bytes(8, "big"))

@@ -15,8 +15,9 @@ from mlcicd import regions
 from mlcicd.errors import ConfigError
 from mlcicd.yamlread import Ambiguous, Int
 
-_ACCOUNT_RE = re.compile(r"[0-9]{12}")
-_REGION_RE = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}")
+# Patterns are text, compiled (and cached) by re when first matched, as in config.
+_ACCOUNT_RE = r"[0-9]{12}"
+_REGION_RE = r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}"
 _MAX_VALUE_LEN = 4096
 _MAX_DEPTH = 8
 # Values in all `vars` together: YAML aliases let a few lines expand to millions of values.
@@ -24,7 +25,7 @@ _MAX_VALUES = 10_000
 
 
 # Keys whose plain (unquoted) digits are taken as written: `012345670123` is an id, not octal.
-_DIGITS_AS_WRITTEN = re.compile(r"accounts\.[a-z]+|environments\.[^.]+\.account")
+_DIGITS_AS_WRITTEN = r"accounts\.[a-z]+|environments\.[^.]+\.account"
 
 
 def refuse_ambiguous(v: Validator, raw: Any, key: str = "") -> None:
@@ -33,7 +34,7 @@ def refuse_ambiguous(v: Validator, raw: Any, key: str = "") -> None:
     while stack:
         key, node = stack.pop()
         if isinstance(node, Ambiguous):
-            if node.text.isdigit() and _DIGITS_AS_WRITTEN.fullmatch(key):
+            if node.text.isdigit() and re.fullmatch(_DIGITS_AS_WRITTEN, key):
                 continue
             raise ConfigError(v.path, key or None,
                               f"{node.text} (line {node.line}) is read as {node.readings()}: quote it "
@@ -79,7 +80,7 @@ def account_id(v: Validator, value: Any, key: str) -> str:
     # them), never the number's value, which loses leading zeros.
     if isinstance(value, Int | Ambiguous):
         value = value.text
-    if not isinstance(value, str) or not _ACCOUNT_RE.fullmatch(value):
+    if not isinstance(value, str) or not re.fullmatch(_ACCOUNT_RE, value):
         raise ConfigError(v.path, key, f"{short(value)} is not a 12-digit account id")
     return value
 
@@ -143,9 +144,9 @@ class Validator:
             raise ConfigError(self.path, key, f"longer than {_MAX_VALUE_LEN} characters")
         return value
 
-    def match(self, value: Any, key: str, pattern: re.Pattern, problem: str) -> str:
+    def match(self, value: Any, key: str, pattern: str, problem: str) -> str:
         text = self.string(value, key)
-        if not pattern.fullmatch(text):
+        if not re.fullmatch(pattern, text):
             raise ConfigError(self.path, key, f"{short(text)} {problem}")
         return text
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 
@@ -20,6 +18,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = Fal
             return False
     except OSError:
         pass
+    import tempfile  # here, not at the top: with shutil it costs ~5 ms at import, and a review writes nothing
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -48,6 +48,8 @@ def mirror(root_module: Path, top: Path, dest: Path) -> Path:
     relative module sources and `file()` paths resolve as before; the root module's own files
     are copied (Terraform writes beside them: errored.tfstate) and its subdirectories linked.
     Returns the mirrored root module."""
+    import shutil  # here, not at the top: see atomic_write
+
     rel = root_module.relative_to(top)
     src, out = top, dest
     out.mkdir(parents=True, exist_ok=True)

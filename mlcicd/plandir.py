@@ -19,12 +19,9 @@ Everything is written 0600 in a 0700 directory: the plan and its JSON hold secre
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
@@ -67,6 +64,8 @@ class Manifest:
 
 
 def sha256_bytes(data: bytes) -> str:
+    import hashlib  # here, not at the top: loading OpenSSL costs ~5 ms, and a bare plan.json is not hashed
+
     return hashlib.sha256(data).hexdigest()
 
 
@@ -264,6 +263,9 @@ def check_custody(path: Path, *, what: str = "apply") -> None:
 def private_copy(verified: VerifiedPlan, parent: Path) -> Iterator[Path]:
     """A fresh 0700 directory under `parent` holding the verified tfplan bytes (0600): what
     Terraform applies, so a swap in the original directory changes nothing. Removed afterwards."""
+    import shutil
+    import tempfile  # here, not at the top: only apply needs them, and they cost ~5 ms at import
+
     parent.mkdir(parents=True, exist_ok=True)
     directory = Path(tempfile.mkdtemp(prefix="apply-", dir=parent))
     try:

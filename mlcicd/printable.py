@@ -9,13 +9,19 @@ zero-width formatting character, and a lone surrogate, is shown as a visible esc
 from __future__ import annotations
 
 import re
+from functools import cache
 
 # C0 and C1 controls, DEL, the Unicode formatting characters that change the order or
 # visibility of text (bidi embeddings/overrides/isolates, marks, zero-width, BOM), and lone
 # surrogates: JSON may spell one (`"\\ud800"`), and no UTF-8 output can hold it.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff"
-                     "\ud800-\udfff]")
-_UNSAFE_ONE_LINE = re.compile(_UNSAFE.pattern[:-1] + "\n\t]")
+_UNSAFE_CLASS = "\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff"
+
+
+@cache
+def _unsafe(one_line: bool) -> re.Pattern[str]:
+    # Compiled on first use, not at import: a class this wide takes about a millisecond to
+    # compile, and most runs (a review of printable ASCII) never escape anything.
+    return re.compile("[" + _UNSAFE_CLASS + ("\n\t" if one_line else "") + "]")
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -25,4 +31,4 @@ def _escaped(match: re.Match[str]) -> str:
 
 def escape(text: str, *, one_line: bool = False) -> str:
     """`text` with unsafe characters shown as escapes; newlines and tabs kept unless `one_line`."""
-    return (_UNSAFE_ONE_LINE if one_line else _UNSAFE).sub(_escaped, text)
+    return _unsafe(one_line).sub(_escaped, text)
