@@ -149,23 +149,31 @@ def bench_parallel() -> None:
         report("plan of 8 environments, -j 4 vs -j 1", "≤ 0.6×", ours, base)
 
 
-def big_plan(path: Path, changes: int) -> None:
-    """A plan.json with `changes` resource changes of every kind, shaped like Terraform's."""
+def big_plan(path: Path, changes: int, *, whole: bool = False) -> None:
+    """A plan.json with `changes` resource changes of every kind, shaped like Terraform's: only
+    the resource_changes a review reads, or (`whole`) also the planned_values and prior_state
+    copies of each resource's values that Terraform writes beside them."""
     kinds = [["create"], ["update"], ["delete"], ["delete", "create"], ["create", "delete"], ["no-op"]]
-    rcs = []
+    rcs, planned, prior = [], [], []
     for i in range(changes):
         actions = kinds[i % len(kinds)]
-        rcs.append({
-            "address": f"module.m{i % 50}.aws_s3_object.obj[{i}]", "module_address": f"module.m{i % 50}",
-            "mode": "managed", "type": "aws_s3_object", "name": "obj", "index": i,
-            "provider_name": "registry.terraform.io/hashicorp/aws",
-            "change": {"actions": actions,
-                       "before": None if actions == ["create"] else {"key": f"k{i}", "body": "x" * 200},
-                       "after": None if actions == ["delete"] else {"key": f"k{i}", "body": "y" * 200},
-                       "after_unknown": {}, "before_sensitive": {}, "after_sensitive": {"body": i % 7 == 0}},
-        })
+        before = None if actions == ["create"] else {"key": f"k{i}", "body": "x" * 200}
+        after = None if actions == ["delete"] else {"key": f"k{i}", "body": "y" * 200}
+        address = f"module.m{i % 50}.aws_s3_object.obj[{i}]"
+        where = {"mode": "managed", "type": "aws_s3_object", "name": "obj", "index": i,
+                 "provider_name": "registry.terraform.io/hashicorp/aws"}
+        rcs.append({"address": address, "module_address": f"module.m{i % 50}", **where,
+                    "change": {"actions": actions, "before": before, "after": after, "after_unknown": {},
+                               "before_sensitive": {}, "after_sensitive": {"body": i % 7 == 0}}})
+        if after is not None:
+            planned.append({"address": address, **where, "schema_version": 0, "values": after, "sensitive_values": {}})
+        if before is not None:
+            prior.append({"address": address, **where, "schema_version": 0, "values": before, "sensitive_values": {}})
     plan = {"format_version": "1.2", "terraform_version": "1.15.5", "resource_changes": rcs,
             "resource_drift": [], "output_changes": {}, "variables": {}, "configuration": {"root_module": {}}}
+    if whole:
+        plan["planned_values"] = {"root_module": {"resources": planned}}
+        plan["prior_state"] = {"format_version": "1.0", "values": {"root_module": {"resources": prior}}}
     path.write_text(json.dumps(plan))
 
 
@@ -189,6 +197,14 @@ def bench_review() -> None:
                                      lambda: run(load, env=env), 5)
         report("review --no-checkov, 10,000 changes vs json.load", "≤ 2.0×", ours[0], base[0])
         report("  the same in CPU time (user + system)", "≤ 2.0×", ours[1], base[1])
+        # The same changes in a plan.json as Terraform writes it: the values again in
+        # planned_values and prior_state, which json.load reads and a review skips (but for marks).
+        whole = Path(tmp) / "whole.json"
+        big_plan(whole, 10_000, whole=True)
+        load_whole = [sys.executable, "-c", f"import json; json.load(open({str(whole)!r}))"]
+        ours, base = median_pair_cpu(lambda: run([*review, str(whole), "--no-checkov"], env=env),
+                                     lambda: run(load_whole, env=env), 5)
+        report("  with planned_values and prior_state", "(no target)", ours[0], base[0])
         small = Path(tmp) / "small.json"
         big_plan(small, 1_000)
         checkov = [sys.executable, "-m", "checkov.main", "-f", str(small), "--framework", "terraform_plan",

