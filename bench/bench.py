@@ -204,7 +204,7 @@ def bench_review() -> None:
         load_whole = [sys.executable, "-c", f"import json; json.load(open({str(whole)!r}))"]
         ours, base = median_pair_cpu(lambda: run([*review, str(whole), "--no-checkov"], env=env),
                                      lambda: run(load_whole, env=env), 5)
-        report("  with planned_values and prior_state", "(no target)", ours[0], base[0])
+        report("  the same, plan.json as Terraform writes it", "none", ours[0], base[0])
         small = Path(tmp) / "small.json"
         big_plan(small, 1_000)
         checkov = [sys.executable, "-m", "checkov.main", "-f", str(small), "--framework", "terraform_plan",
