@@ -294,7 +294,7 @@ def run() -> None:
     global _program
     _program = True
     try:
-        main(prog_name="mlcicd")
+        main()
     except SystemExit as exc:
         if not _leave or not (exc.code is None or isinstance(exc.code, int)):
             raise
