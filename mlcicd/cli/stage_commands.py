@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 from functools import wraps
 from pathlib import Path
+from typing import NamedTuple
 
 import click
 
@@ -19,34 +20,81 @@ from mlcicd.cli.base import (
 )
 
 
+class ReviewRequest(NamedTuple):
+    """How `review` was asked to review: what to print, where, what blocks, and checkov."""
+
+    fmt: str
+    max_rows: int
+    out: Path | None
+    fail_on: str  # as given: the command parses it, so a bad value is a usage error like any other
+    checkov: bool | None  # None: when it is installed
+
+
+class PullRequest(NamedTuple):
+    """--github-pr N, --sha and --review-url: the pull request a review is posted to."""
+
+    number: int
+    sha: str
+    review_url: str
+
+
+def with_review_options(func):
+    """--format, --fail-on, --max-rows, --checkov and --out, given to the command as one `request`."""
+
+    @wraps(func)
+    def wrapper(*args, fmt, fail_on, max_rows, checkov, out, **kwargs):
+        return func(*args, request=ReviewRequest(fmt, max_rows, out, fail_on, checkov), **kwargs)
+
+    for option in reversed([
+        click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "html"]), default="text",
+                     show_default=True, help="How to print the review; html is one self-contained page."),
+        click.option("--fail-on", "fail_on", metavar="KINDS", default="",
+                     help="Exit 3 if the plan has any of these (comma-separated): destroy, replace, "
+                          "create-before-destroy, destructive, create, update, import, move, forget, drift, output, "
+                          "policy; or none (the pipeline's REVIEW_FAIL_ON offers it)."),
+        click.option("--max-rows", type=click.IntRange(min=0), default=50, show_default=True,
+                     help="Rows per section before grouping/cutting (0: all). JSON and html are never cut."),
+        click.option("--checkov/--no-checkov", "checkov", default=None,
+                     help="Run checkov on plan.json (default: when it is installed)."),
+        click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+                     help="Write the review to FILE. With --format html only the headline is printed."),
+    ]):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def with_pull_request_options(func):
+    """--github-pr, --sha and --review-url, given to the command as one `pull_request` (None
+    without --github-pr)."""
+
+    @wraps(func)
+    def wrapper(*args, github_pr, sha, review_url, **kwargs):
+        pull_request = PullRequest(github_pr, sha or "", review_url) if github_pr is not None else None
+        return func(*args, pull_request=pull_request, **kwargs)
+
+    for option in reversed([
+        click.option("--github-pr", "github_pr", type=click.IntRange(min=1), metavar="N",
+                     help="Post the review of every DIR (plan directories, or what `plan --out` wrote for several) "
+                          "to pull request N: one comment, updated in place, and a commit status."),
+        click.option("--sha", metavar="SHA", help="With --github-pr: the commit for the status "
+                     "(default $CODEBUILD_RESOLVED_SOURCE_VERSION, else the pull request's head)."),
+        click.option("--review-url", metavar="URL", default="",
+                     help="With --github-pr: where the full review is (default $REVIEW_URL)."),
+    ]):
+        wrapper = option(wrapper)
+    return wrapper
+
+
 @main.command()
 @click.argument("plan_paths", metavar="DIR...", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "html"]), default="text",
-              show_default=True, help="How to print the review; html is one self-contained page.")
-@click.option("--fail-on", "fail_on", metavar="KINDS", default="",
-              help="Exit 3 if the plan has any of these (comma-separated): destroy, replace, "
-                   "create-before-destroy, destructive, create, update, import, move, forget, drift, output, policy; "
-                   "or none (the pipeline's REVIEW_FAIL_ON offers it).")
-@click.option("--max-rows", type=click.IntRange(min=0), default=50, show_default=True,
-              help="Rows per section before grouping/cutting (0: all). JSON and html are never cut.")
-@click.option("--checkov/--no-checkov", "checkov", default=None,
-              help="Run checkov on plan.json (default: when it is installed).")
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Write the review to FILE. With --format html only the headline is printed.")
+@with_review_options
 @click.option("--exports", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Write PLAN_HEADLINE, PLAN_SHA256, counts and REVIEW_URL as shell exports (CodeBuild).")
-@click.option("--github-pr", "github_pr", type=click.IntRange(min=1), metavar="N",
-              help="Post the review of every DIR (plan directories, or what `plan --out` wrote for several) "
-                   "to pull request N: one comment, updated in place, and a commit status.")
-@click.option("--sha", metavar="SHA", help="With --github-pr: the commit for the status "
-              "(default $CODEBUILD_RESOLVED_SOURCE_VERSION, else the pull request's head).")
-@click.option("--review-url", metavar="URL", default="",
-              help="With --github-pr: where the full review is (default $REVIEW_URL).")
+@with_pull_request_options
 @pass_state
 @handle_errors
-def review(state: State, plan_paths: tuple[Path, ...], fmt: str, fail_on: str, max_rows: int,
-           checkov: bool | None, out: Path | None, exports: Path | None, github_pr: int | None, sha: str | None,
-           review_url: str) -> None:
+def review(state: State, plan_paths: tuple[Path, ...], request: ReviewRequest, exports: Path | None,
+           pull_request: PullRequest | None) -> None:
     """Review a plan directory (or a plan.json): counts, destructive changes first, each
     resource's attribute changes, policy documents as diffs, drift, output changes, and
     checkov's findings. Sensitive values are never shown.
@@ -60,11 +108,11 @@ def review(state: State, plan_paths: tuple[Path, ...], fmt: str, fail_on: str, m
     from mlcicd.errors import UsageError
     from mlcicd.masking import Masker
 
-    gates = reviewer.parse_gates(fail_on)
-    if github_pr is not None:
+    gates = reviewer.parse_gates(request.fail_on)
+    if pull_request is not None:
         if exports is not None:
             raise UsageError("--exports goes with one plan directory, not with --github-pr")
-        _post_to_pull_request(state, plan_paths, github_pr, sha or "", review_url, gates, max_rows, checkov, out)
+        _post_to_pull_request(state, plan_paths, request, gates, pull_request)
         return
     if len(plan_paths) != 1:
         raise UsageError("review one plan directory at a time, or pass --github-pr N to post several as one comment")
@@ -76,23 +124,21 @@ def review(state: State, plan_paths: tuple[Path, ...], fmt: str, fail_on: str, m
     loaded = plandir.load_for_review(plan_path)
     masker = Masker.from_settings(state.config.masks, state.runtime.environ)
     with tempfile.TemporaryDirectory(prefix="mlcicd-review-") as scratch:
-        scan = _start_checkov(state, checkov, loaded, Path(scratch))
+        scan = _start_checkov(state, request.checkov, loaded, Path(scratch))
         result = reviewer.build(loaded.env, loaded.plan, masker, loaded.plan_sha256, offline=loaded.offline)
         if scan is not None:
             result = result.with_policy(scan.wait(masker, progress=lambda s: click.echo(
                 f"checkov: still checking ({s:.0f} s)…", err=True)))
-    text = review_format.render(result, fmt, max_rows)
-    if out is not None:
-        from mlcicd import plandir
-
-        plandir.write_review_to(out, text.encode(), plan_path if loaded.plan_sha256 else None)
+    text = review_format.render(result, request.fmt, request.max_rows)
+    if request.out is not None:
+        plandir.write_review_to(request.out, text.encode(), plan_path if loaded.plan_sha256 else None)
     if exports is not None:
         from mlcicd.pipeline import build_console_url, write_exports
 
         url = build_console_url(state.runtime.codebuild_build_arn)
         write_exports(exports, reviewer.exports(result, review_url=url))
-    if fmt == "html" and out is not None:
-        click.echo(f"{result.headline}\nReview page: {out}")
+    if request.fmt == "html" and request.out is not None:
+        click.echo(f"{result.headline}\nReview page: {request.out}")
     else:
         click.echo(text, nl=False)
     if not loaded.plan_sha256:
@@ -119,17 +165,18 @@ def _start_checkov(state: State, checkov: bool | None, loaded, scratch: Path):
     return policy.start(plan_json, env.dir if env is not None else None)
 
 
-def _post_to_pull_request(state: State, paths: tuple[Path, ...], number: int, sha: str, review_url: str,
-                          gates: frozenset[str], max_rows: int, checkov: bool | None, out: Path | None) -> None:
+def _post_to_pull_request(state: State, paths: tuple[Path, ...], request: ReviewRequest, gates: frozenset[str],
+                          pull_request: PullRequest) -> None:
     """Print and post the comment; a failed post is a warning, the exit code is the review's."""
     from mlcicd import pr_review
     from mlcicd.fsutil import atomic_write
 
-    plans, posted = pr_review.review_pull_request(state.config, state.runtime, paths, number, sha=sha,
-                                                  review_url=review_url, gates=gates, max_rows=max_rows,
-                                                  checkov=checkov)
-    if out is not None:
-        atomic_write(out, posted.body.encode())
+    plans, posted = pr_review.review_pull_request(state.config, state.runtime, paths, pull_request.number,
+                                                  sha=pull_request.sha, review_url=pull_request.review_url,
+                                                  gates=gates, max_rows=request.max_rows,
+                                                  checkov=request.checkov)
+    if request.out is not None:
+        atomic_write(request.out, posted.body.encode())
     click.echo(posted.body, nl=False)
     if posted.comment_url:
         verb = "posted" if posted.created else "updated"
