@@ -33,9 +33,12 @@ class State:
 
     @cached_property
     def runtime(self) -> Runtime:
+        from mlcicd import hcl
         from mlcicd.runtime import Runtime
 
-        return Runtime.from_environ()
+        runtime = Runtime.from_environ()
+        hcl.keep_parses_in(runtime.cache_dir)  # Terraform source read by this run is parsed once
+        return runtime
 
     @cached_property
     def config(self) -> Config:
