@@ -102,38 +102,13 @@ def attributes(change: Mapping[str, Any], action: str, masker: Masker) -> tuple[
     b_sens, a_sens = change.get("before_sensitive"), change.get("after_sensitive")
     b_sens = b_sens if b_sens is True or (b_sens and type(b_sens) is dict) else None
     a_sens = a_sens if a_sens is True or (a_sens and type(a_sens) is dict) else None
-    sub = masker.sub
     out = []
     for name in sorted(names):
         b_mark = b_sens is True or (b_sens.get(name, False) if b_sens else False)
         a_mark = a_sens is True or (a_sens.get(name, False) if a_sens else False)
         is_unknown = unknown.get(name, False) if unknown else False
-        # A string neither marked nor unknown (most values) is masked, encoded and checked here,
-        # with no call per side: this loop runs for every attribute of a big plan.
-        if creating:
-            b_text, b_doc = "", None
-        else:
-            value = before.get(name)
-            if type(value) is str and not b_mark:
-                masked = sub(value)
-                b_text = _ENCODE_STRING(masked)
-                if not b_text.isascii() or "\x7f" in b_text:
-                    b_text = escape(b_text)
-                b_doc = docdiff.parse(masked) if masked and (masked[0] in "{[" or masked[0].isspace()) else None
-            else:
-                b_text, b_doc = show(value, b_mark, False, masker), None
-        if going:
-            a_text, a_doc = "", None
-        else:
-            value = after.get(name)
-            if type(value) is str and not a_mark and not is_unknown:
-                masked = sub(value)
-                a_text = _ENCODE_STRING(masked)
-                if not a_text.isascii() or "\x7f" in a_text:
-                    a_text = escape(a_text)
-                a_doc = docdiff.parse(masked) if masked and (masked[0] in "{[" or masked[0].isspace()) else None
-            else:
-                a_text, a_doc = show(value, a_mark, is_unknown, masker), None
+        b_text, b_doc = ("", None) if creating else _side(before.get(name), b_mark, False, masker)
+        a_text, a_doc = ("", None) if going else _side(after.get(name), a_mark, is_unknown, masker)
         document: tuple[docdiff.Change, ...] = ()
         if (b_doc is not None or a_doc is not None) and True not in (b_mark, a_mark, is_unknown):
             document = tuple(docdiff.Change(c.kind, clean(c.path, masker), clean(c.before, masker),
@@ -145,6 +120,18 @@ def attributes(change: Mapping[str, Any], action: str, masker: Masker) -> tuple[
 # Attribute's own constructor is Python code (it fills in defaults); a big plan makes tens of
 # thousands, every field given.
 _attribute = functools.partial(tuple.__new__, Attribute)
+
+
+def _side(value: Any, sensitive: Any, unknown: Any, masker: Masker) -> tuple[str, Any]:
+    """`value` shown (see `show`), and the JSON document it holds, if it is one."""
+    if type(value) is not str or sensitive or unknown:
+        return show(value, sensitive, unknown, masker), None
+    # Masked once, before parsing too: the masker knows a secret's JSON-escaped form.
+    masked = masker.sub(value)
+    text = _ENCODE_STRING(masked)
+    if not text.isascii() or "\x7f" in text:
+        text = escape(text)
+    return text, docdiff.parse(masked) if masked and (masked[0] in "{[" or masked[0].isspace()) else None
 
 
 @functools.lru_cache(maxsize=4096)
