@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,21 +56,9 @@ def source_files(directory: Path) -> list[Path]:
                   if p.is_file() and (p.suffix == ".tf" or p.name.endswith(".tf.json")))
 
 
-# Where parses are kept between runs (see keep_parses_in); None keeps none.
-_kept_in: Path | None = None
-_FORMAT = b"mlcicd-hcl-parse-1"  # changes when what is kept changes
-
-
-def keep_parses_in(directory: Path | None) -> None:
-    """Keep each file's parse in `directory` (the CLI gives its cache directory), keyed by the
-    file's bytes and the parser installed: importing the parser costs about 0.15 s (lark builds
-    its tables), and every plan, apply and render reads the root module's variables. A parse
-    found there is the parse of exactly those bytes by exactly that parser."""
-    global _kept_in
-    _kept_in = directory
-
-
 def parse_file(path: Path) -> dict[str, Any]:
+    from mlcicd import parsecache
+
     try:
         data = path.read_bytes()
         if path.name.endswith(".tf.json"):
@@ -79,8 +66,7 @@ def parse_file(path: Path) -> dict[str, Any]:
         text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise HclError(path, str(exc)) from None
-    kept = _kept_parse(data)
-    key, parsed = kept if kept else (None, None)
+    key, parsed = parsecache.lookup(data)
     if parsed is not None:
         return parsed
     import hcl2
@@ -90,42 +76,8 @@ def parse_file(path: Path) -> dict[str, Any]:
     except Exception as exc:  # lark's parse errors share no base class with the stdlib's
         raise HclError(path, str(exc)) from None
     if key is not None:
-        _keep(key, parsed)
+        parsecache.keep(key, parsed)
     return parsed
-
-
-def _kept_parse(data: bytes) -> tuple[Path, dict[str, Any] | None] | None:
-    """The file a parse of `data` is kept in, and the parse if it is there."""
-    if _kept_in is None:
-        return None
-    import hashlib
-    import importlib.util
-
-    spec = importlib.util.find_spec("hcl2")
-    if spec is None or not spec.origin:
-        return None
-    try:
-        parser = os.stat(spec.origin)
-    except OSError:
-        return None
-    digest = hashlib.sha256(b"\0".join([_FORMAT, spec.origin.encode(), str(parser.st_mtime_ns).encode(),
-                                        str(parser.st_size).encode(), data])).hexdigest()
-    key = _kept_in / "hcl" / f"{digest}.json"
-    try:
-        found = json.loads(key.read_bytes())
-    except (OSError, ValueError):
-        return key, None
-    return key, found if isinstance(found, dict) else None
-
-
-def _keep(key: Path, parsed: dict[str, Any]) -> None:
-    from mlcicd.fsutil import atomic_write
-
-    try:
-        key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        atomic_write(key, json.dumps(parsed).encode(), mode=0o600)
-    except (OSError, TypeError, ValueError):
-        pass  # a parse that cannot be kept is parsed again next time
 
 
 def blocks(directory: Path, kind: str) -> Iterator[Block]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mlcicd import hcl
+from mlcicd import hcl, parsecache
 from mlcicd.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,9 +22,9 @@ SOURCE = 'variable "token" {\n  sensitive = true\n}\n\nvariable "size" {\n  defa
 
 @pytest.fixture
 def kept(tmp_path):
-    hcl.keep_parses_in(tmp_path / "cache")
+    parsecache.keep_parses_in(tmp_path / "cache")
     yield tmp_path / "cache" / "hcl"
-    hcl.keep_parses_in(None)
+    parsecache.keep_parses_in(None)
 
 
 def test_a_kept_parse_is_used_and_other_bytes_are_parsed(tmp_path, kept, monkeypatch):
@@ -50,8 +50,8 @@ def test_a_kept_parse_is_used_and_other_bytes_are_parsed(tmp_path, kept, monkeyp
 
 def test_a_run_that_finds_the_kept_parse_does_not_import_the_parser(tmp_path):
     (tmp_path / "main.tf").write_text(SOURCE)
-    script = ("import sys; from pathlib import Path; from mlcicd import hcl; "
-              f"hcl.keep_parses_in(Path({str(tmp_path / 'cache')!r})); "
+    script = ("import sys; from pathlib import Path; from mlcicd import hcl, parsecache; "
+              f"parsecache.keep_parses_in(Path({str(tmp_path / 'cache')!r})); "
               f"print(sorted(hcl.sensitive_variables(Path({str(tmp_path)!r}))), 'hcl2' in sys.modules)")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
@@ -72,11 +72,11 @@ def test_a_damaged_kept_parse_is_parsed_again_and_replaced(tmp_path, kept):
 def test_a_cache_that_cannot_be_written_is_no_cache(tmp_path):
     (tmp_path / "cache").write_text("a file where the directory would be")
     (tmp_path / "main.tf").write_text(SOURCE)
-    hcl.keep_parses_in(tmp_path / "cache")
+    parsecache.keep_parses_in(tmp_path / "cache")
     try:
         assert hcl.sensitive_variables(tmp_path) == {"token"}
     finally:
-        hcl.keep_parses_in(None)
+        parsecache.keep_parses_in(None)
 
 
 def test_a_parse_error_is_reported_and_not_kept(tmp_path, kept):
@@ -93,4 +93,24 @@ def test_the_cli_keeps_parses_in_its_cache_directory(project, monkeypatch):
     try:
         assert list((project.parent / "cache" / "mlcicd" / "hcl").glob("*.json"))
     finally:
-        hcl.keep_parses_in(None)
+        parsecache.keep_parses_in(None)
+
+
+def test_a_review_does_not_load_the_hcl_reader(tmp_path):
+    # The CLI says where parses are kept as soon as it reads its environment; a review, which
+    # reads no Terraform source, must not pay for the HCL reader's import to hear it.
+    config = tmp_path / "mlcicd.yaml"
+    config.write_text("project: demo\nregion: us-east-1\nrepository: {name: acme/ml}\n"
+                      "accounts: {devops: '123456789012', dev: '123456789012', staging: '123456789012', "
+                      "prod: '123456789012', data: '123456789012'}\nstate: {bucket: tfstate-test}\n")
+    plan = tmp_path / "plan.json"
+    plan.write_text('{"format_version": "1.2", "resource_changes": []}')
+    script = ("import sys; from mlcicd.cli import main\n"
+              "try:\n"
+              f"    main(['--config', {str(config)!r}, 'review', {str(plan)!r}, '--no-checkov'])\n"
+              "except SystemExit as exc:\n"
+              "    assert exc.code == 0, exc.code\n"
+              "print('mlcicd.hcl' in sys.modules, 'mlcicd.parsecache' in sys.modules, file=sys.stderr)")
+    ran = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, check=True)
+    assert ran.stderr.splitlines()[-1] == "False True"

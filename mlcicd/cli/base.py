@@ -33,11 +33,11 @@ class State:
 
     @cached_property
     def runtime(self) -> Runtime:
-        from mlcicd import hcl
+        from mlcicd import parsecache
         from mlcicd.runtime import Runtime
 
         runtime = Runtime.from_environ()
-        hcl.keep_parses_in(runtime.cache_dir)  # Terraform source read by this run is parsed once
+        parsecache.keep_parses_in(runtime.cache_dir)  # Terraform source read by this run is parsed once
         return runtime
 
     @cached_property
