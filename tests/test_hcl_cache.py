@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from mlcicd import hcl, parsecache
 from mlcicd.cli import main
+from tests.conftest import write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = 'variable "token" {\n  sensitive = true\n}\n\nvariable "size" {\n  default = 3\n}\n'
@@ -99,10 +100,7 @@ def test_the_cli_keeps_parses_in_its_cache_directory(project, monkeypatch):
 def test_a_review_does_not_load_the_hcl_reader(tmp_path):
     # The CLI says where parses are kept as soon as it reads its environment; a review, which
     # reads no Terraform source, must not pay for the HCL reader's import to hear it.
-    config = tmp_path / "mlcicd.yaml"
-    config.write_text("project: demo\nregion: us-east-1\nrepository: {name: acme/ml}\n"
-                      "accounts: {devops: '123456789012', dev: '123456789012', staging: '123456789012', "
-                      "prod: '123456789012', data: '123456789012'}\nstate: {bucket: tfstate-test}\n")
+    config = write_config(tmp_path)
     plan = tmp_path / "plan.json"
     plan.write_text('{"format_version": "1.2", "resource_changes": []}')
     script = ("import sys; from mlcicd.cli import main\n"
